@@ -1,0 +1,270 @@
+"""The ``huaweicloud_aom`` connection, parsed and checked before any request.
+
+Field reference (also in ``docs/connection.md``):
+
+* ``host``: optional AOM endpoint, a full base URL (``http://127.0.0.1:8089``);
+  empty means ``https://aom.{region}.myhuaweicloud.com``.
+* ``login`` / ``password``: Access Key ID / Secret Access Key (``aksk``), IAM
+  user / password (``password``), or nothing / an IAM token (``token``).
+* ``extra``: ``auth_type``, ``region``, ``project_id``, ``domain_name``,
+  ``iam_endpoint``, ``security_token``, ``verify``, ``timeout``, ``proxies``.
+  Legacy ``extra__huaweicloud_aom__<field>`` keys are read too.
+
+When ``auth_type`` is absent it is inferred: ``domain_name`` set → ``password``;
+login and password → ``aksk``; password alone → ``token``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import re
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+CONN_TYPE = "huaweicloud_aom"
+AUTH_TYPES = ("aksk", "password", "token")
+DEFAULT_TIMEOUT = 30.0
+
+_REGION_RE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+_PROJECT_ID_RE = re.compile(r"^[A-Za-z0-9]{32}$")
+
+log = logging.getLogger(__name__)
+
+
+def _mask(secret: str | None) -> None:
+    """Register a secret with Airflow's masker as soon as it is read."""
+    if not secret:
+        return
+    from airflow.providers.common.compat.sdk import mask_secret
+
+    mask_secret(secret)
+
+
+def _error(message: str) -> Exception:
+    from airflow_provider_aom.exceptions import AomConfigurationError
+
+    return AomConfigurationError(message)
+
+
+def _extra_field(extra: Mapping[str, Any], name: str) -> Any:
+    """Read ``name`` from extra, falling back to the legacy prefixed key; empty means absent."""
+    for key in (name, f"extra__{CONN_TYPE}__{name}"):
+        value = extra.get(key)
+        if value is not None and value != "":
+            return value
+    return None
+
+
+def _parse_verify(value: Any, conn_id: str) -> bool | str:
+    if value is None:
+        return True
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip()
+    if text.lower() in ("true", "1", "yes"):
+        return True
+    if text.lower() in ("false", "0", "no"):
+        return False
+    if not os.path.exists(text):
+        raise _error(
+            f"Connection {conn_id!r}: extra.verify is neither true/false nor an existing CA bundle "
+            f"path ({text!r} does not exist)."
+        )
+    return text
+
+
+def _parse_timeout(value: Any, conn_id: str) -> float:
+    if value is None:
+        return DEFAULT_TIMEOUT
+    try:
+        timeout = float(value)
+    except (TypeError, ValueError):
+        raise _error(f"Connection {conn_id!r}: extra.timeout must be a number of seconds, got {value!r}.")
+    if not 0 < timeout <= 3600:
+        raise _error(f"Connection {conn_id!r}: extra.timeout must be between 0 and 3600 seconds.")
+    return timeout
+
+
+def _parse_base_url(value: str, what: str, conn_id: str) -> str:
+    url = value.strip().rstrip("/")
+    if "://" not in url:
+        url = "https://" + url
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise _error(f"Connection {conn_id!r}: {what} must be an http(s) URL, got {value!r}.")
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise _error(
+            f"Connection {conn_id!r}: {what} must be a plain base URL (no query, fragment or user info)."
+        )
+    return url
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True)
+class AomConnectionConfig:
+    """Settings of one ``huaweicloud_aom`` connection; secrets are excluded from ``repr``."""
+
+    conn_id: str
+    auth_type: str
+    endpoint: str
+    iam_endpoint: str
+    region: str | None = None
+    project_id: str | None = None
+    access_key: str | None = None
+    secret_key: str | None = field(default=None, repr=False)
+    security_token: str | None = field(default=None, repr=False)
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    domain_name: str | None = None
+    token: str | None = field(default=None, repr=False)
+    verify: bool | str = True
+    timeout: float = DEFAULT_TIMEOUT
+    proxies: Mapping[str, str] | None = None
+
+    @classmethod
+    def from_connection(cls, conn: Any) -> AomConnectionConfig:
+        """Build from an Airflow ``Connection`` (sync; extras via ``extra_dejson``)."""
+        return cls.from_parts(
+            conn_id=conn.conn_id,
+            host=conn.host,
+            login=conn.login,
+            password=conn.password,
+            extra=conn.extra_dejson or {},
+        )
+
+    @classmethod
+    def from_parts(
+        cls,
+        *,
+        conn_id: str,
+        host: str | None,
+        login: str | None,
+        password: str | None,
+        extra: Mapping[str, Any],
+    ) -> AomConnectionConfig:
+        """Validate the connection's fields; the error names the field and the auth type."""
+        login = (login or "").strip() or None
+        _mask(password)
+        security_token = _extra_field(extra, "security_token")
+        _mask(security_token)
+        domain_name = _extra_field(extra, "domain_name")
+        auth_type = _extra_field(extra, "auth_type")
+        if auth_type is None:
+            if domain_name:
+                auth_type = "password"
+            elif login and password:
+                auth_type = "aksk"
+            elif password:
+                auth_type = "token"
+            else:
+                raise _error(
+                    f"Connection {conn_id!r}: cannot tell the auth type. Set extra.auth_type to one of "
+                    f"{', '.join(AUTH_TYPES)}, or fill login and password (AK/SK), or password alone "
+                    "(IAM token), or extra.domain_name with login and password (IAM password)."
+                )
+        auth_type = str(auth_type).strip().lower()
+        if auth_type not in AUTH_TYPES:
+            raise _error(
+                f"Connection {conn_id!r}: extra.auth_type is {auth_type!r}; use one of {', '.join(AUTH_TYPES)}."
+            )
+
+        region = _extra_field(extra, "region")
+        if region is not None:
+            region = str(region).strip()
+            if not _REGION_RE.match(region):
+                raise _error(f"Connection {conn_id!r}: extra.region {region!r} is not a region id like cn-north-4.")
+        project_id = _extra_field(extra, "project_id")
+        if project_id is not None:
+            project_id = str(project_id).strip()
+            if not _PROJECT_ID_RE.match(project_id):
+                raise _error(
+                    f"Connection {conn_id!r}: extra.project_id must be 32 letters or digits "
+                    f"(the project id from IAM), got {len(project_id)} characters."
+                )
+
+        host = (host or "").strip()
+        if host:
+            endpoint = _parse_base_url(host, "host (the AOM endpoint)", conn_id)
+        elif region:
+            endpoint = f"https://aom.{region}.myhuaweicloud.com"
+        else:
+            raise _error(f"Connection {conn_id!r}: set extra.region (e.g. cn-north-4) or host (the AOM endpoint URL).")
+
+        iam_value = _extra_field(extra, "iam_endpoint")
+        if iam_value:
+            iam_endpoint = _parse_base_url(str(iam_value), "extra.iam_endpoint", conn_id)
+        elif region:
+            iam_endpoint = f"https://iam.{region}.myhuaweicloud.com"
+        else:
+            iam_endpoint = ""
+
+        def need(value: Any, what: str) -> None:
+            if not value:
+                raise _error(f"Connection {conn_id!r} (auth_type {auth_type}): {what} is required.")
+
+        kwargs: dict[str, Any] = {}
+        if auth_type == "aksk":
+            need(login, "login (the Access Key ID)")
+            need(password, "password (the Secret Access Key)")
+            kwargs.update(access_key=login, secret_key=password, security_token=security_token)
+        elif auth_type == "password":
+            need(login, "login (the IAM user name)")
+            need(password, "password (the IAM user's password)")
+            need(domain_name, "extra.domain_name (the account name)")
+            need(region or project_id, "extra.region or extra.project_id (the token's project scope)")
+            need(iam_endpoint, "extra.iam_endpoint or extra.region (where to get tokens)")
+            kwargs.update(username=login, password=password, domain_name=str(domain_name))
+        else:
+            need(password, "password (the IAM token)")
+            kwargs.update(token=password)
+        if not project_id and auth_type != "password" and not (iam_endpoint and region):
+            raise _error(
+                f"Connection {conn_id!r} (auth_type {auth_type}): extra.project_id is required, or "
+                "extra.region (with IAM reachable) to look it up."
+            )
+
+        proxies = _extra_field(extra, "proxies")
+        if proxies is not None and not (
+            isinstance(proxies, Mapping) and all(isinstance(v, str) for v in proxies.values())
+        ):
+            raise _error(f"Connection {conn_id!r}: extra.proxies must be an object like {{\"https\": \"http://proxy:3128\"}}.")
+
+        config = cls(
+            conn_id=conn_id,
+            auth_type=auth_type,
+            endpoint=endpoint,
+            iam_endpoint=iam_endpoint,
+            region=region,
+            project_id=project_id,
+            verify=_parse_verify(_extra_field(extra, "verify"), conn_id),
+            timeout=_parse_timeout(_extra_field(extra, "timeout"), conn_id),
+            proxies=dict(proxies) if proxies else None,
+            **kwargs,
+        )
+        config.warn_if_plain_http()
+        return config
+
+    def warn_if_plain_http(self) -> None:
+        """Credentials over plain HTTP are only acceptable to loopback (e.g. the emulator)."""
+        for url in (self.endpoint, self.iam_endpoint):
+            parts = urlsplit(url)
+            if url and parts.scheme == "http" and not is_loopback(parts.hostname or ""):
+                warnings.warn(
+                    f"Connection {self.conn_id!r} sends credentials over plain HTTP to {parts.hostname}; "
+                    "use https.",
+                    UserWarning,
+                    stacklevel=3,
+                )

@@ -1,0 +1,34 @@
+"""Provider metadata read by Airflow's ``ProvidersManager`` (entry point ``apache_airflow_provider``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow_provider_aom import __version__
+
+INTEGRATION = "Huawei Cloud AOM"
+
+
+def get_provider_info() -> dict[str, Any]:
+    return {
+        "package-name": "airflow-provider-aom",
+        "name": "Huawei Cloud AOM",
+        "description": "Run and watch Huawei Cloud AOM (Application Operations Management) automation workflows.",
+        "versions": [__version__],
+        "integrations": [
+            {
+                "integration-name": INTEGRATION,
+                "external-doc-url": "https://support.huaweicloud.com/intl/en-us/api-aom/ExecuteWorkflow.html",
+                "tags": ["service"],
+            }
+        ],
+        "hooks": [{"integration-name": INTEGRATION, "python-modules": ["airflow_provider_aom.hooks.aom"]}],
+        "operators": [{"integration-name": INTEGRATION, "python-modules": ["airflow_provider_aom.operators.aom"]}],
+        "connection-types": [
+            {
+                "connection-type": "huaweicloud_aom",
+                "hook-class-name": "airflow_provider_aom.hooks.aom.AomHook",
+                "hook-name": "Huawei Cloud AOM",
+            }
+        ],
+    }
