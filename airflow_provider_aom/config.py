@@ -7,7 +7,8 @@ Field reference (also in ``docs/connection.md``):
 * ``login`` / ``password``: Access Key ID / Secret Access Key (``aksk``), IAM
   user / password (``password``), or nothing / an IAM token (``token``).
 * ``extra``: ``auth_type``, ``region``, ``project_id``, ``domain_name``,
-  ``iam_endpoint``, ``security_token``, ``verify``, ``timeout``, ``proxies``.
+  ``iam_endpoint``, ``security_token``, ``verify``, ``timeout``, ``proxies``,
+  ``retry_attempts``, ``retry_max_wait``, ``retry_total``, ``submit_clock_skew``.
   Legacy ``extra__huaweicloud_aom__<field>`` keys are read too.
 
 When ``auth_type`` is absent it is inferred: ``domain_name`` set → ``password``;
@@ -25,6 +26,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
+
+from airflow_provider_aom.retry import RetryPolicy
 
 CONN_TYPE = "huaweicloud_aom"
 AUTH_TYPES = ("aksk", "password", "token")
@@ -78,16 +81,17 @@ def _parse_verify(value: Any, conn_id: str) -> bool | str:
     return text
 
 
-def _parse_timeout(value: Any, conn_id: str) -> float:
+def _parse_number(extra: Mapping[str, Any], name: str, default: float, low: float, high: float, conn_id: str) -> float:
+    value = _extra_field(extra, name)
     if value is None:
-        return DEFAULT_TIMEOUT
+        return default
     try:
-        timeout = float(value)
+        number = float(value)
     except (TypeError, ValueError):
-        raise _error(f"Connection {conn_id!r}: extra.timeout must be a number of seconds, got {value!r}.")
-    if not 0 < timeout <= 3600:
-        raise _error(f"Connection {conn_id!r}: extra.timeout must be between 0 and 3600 seconds.")
-    return timeout
+        raise _error(f"Connection {conn_id!r}: extra.{name} must be a number, got {value!r}.")
+    if not low < number <= high:
+        raise _error(f"Connection {conn_id!r}: extra.{name} must be more than {low:g} and at most {high:g}.")
+    return number
 
 
 def _parse_base_url(value: str, what: str, conn_id: str) -> str:
@@ -133,6 +137,9 @@ class AomConnectionConfig:
     verify: bool | str = True
     timeout: float = DEFAULT_TIMEOUT
     proxies: Mapping[str, str] | None = None
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    #: How far AOM's clock may be behind ours when matching executions to an ambiguous submit.
+    submit_clock_skew: float = 120.0
 
     @classmethod
     def from_connection(cls, conn: Any) -> AomConnectionConfig:
@@ -250,8 +257,14 @@ class AomConnectionConfig:
             region=region,
             project_id=project_id,
             verify=_parse_verify(_extra_field(extra, "verify"), conn_id),
-            timeout=_parse_timeout(_extra_field(extra, "timeout"), conn_id),
+            timeout=_parse_number(extra, "timeout", DEFAULT_TIMEOUT, 0, 3600, conn_id),
             proxies=dict(proxies) if proxies else None,
+            retry=RetryPolicy(
+                attempts=int(_parse_number(extra, "retry_attempts", RetryPolicy.attempts, 0, 20, conn_id)),
+                max_wait=_parse_number(extra, "retry_max_wait", RetryPolicy.max_wait, 0, 600, conn_id),
+                total=_parse_number(extra, "retry_total", RetryPolicy.total, 0, 3600, conn_id),
+            ),
+            submit_clock_skew=_parse_number(extra, "submit_clock_skew", 120.0, -1, 3600, conn_id),
             **kwargs,
         )
         config.warn_if_plain_http()

@@ -42,7 +42,10 @@ def _parse_time(value: str) -> datetime:
 
 
 def parse_token_response(response: ApiResponse, request: ApiRequest) -> IamToken:
-    """Token from ``X-Subject-Token``; expiry and project from the body."""
+    """Token from ``X-Subject-Token``; expiry and project from the body.
+
+    The caller registers the token with the secrets masker (sync or async, as its context needs).
+    """
     payload = json_body(response, request)
     value = response.headers.get("x-subject-token")
     token = payload.get("token") if isinstance(payload, dict) else None
@@ -52,9 +55,6 @@ def parse_token_response(response: ApiResponse, request: ApiRequest) -> IamToken
         expires_at = _parse_time(str(token["expires_at"]))
     except (KeyError, ValueError):
         raise _bad(request, response) from None
-    from airflow.providers.common.compat.sdk import mask_secret
-
-    mask_secret(value)
     project = token.get("project")
     project_id = project.get("id") if isinstance(project, dict) else None
     return IamToken(value=value, expires_at=expires_at, project_id=project_id if isinstance(project_id, str) else None)

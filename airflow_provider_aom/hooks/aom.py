@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import time
+import weakref
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -11,8 +13,9 @@ from airflow.providers.common.compat.sdk import BaseHook
 from airflow_provider_aom import api
 from airflow_provider_aom.api import ApiResponse
 from airflow_provider_aom.config import CONN_TYPE, AomConnectionConfig
-from airflow_provider_aom.exceptions import AomError, AomTransportError
+from airflow_provider_aom.exceptions import AomAmbiguousSubmitError, AomError, AomTransportError
 from airflow_provider_aom.protocol import AomProtocol, FetchToken, Flow, HttpRequest
+from airflow_provider_aom.retry import retrying
 
 if TYPE_CHECKING:
     import requests
@@ -40,6 +43,16 @@ def _transport_error(exc: Exception, request: HttpRequest) -> AomTransportError:
             )
         return AomTransportError(f"{action}: the connection to {_host(request)} broke before an answer.", sent=True)
     return AomTransportError(f"{action}: {type(exc).__name__} talking to {_host(request)}.", sent=True)
+
+
+def _ambiguous(exc: AomError) -> bool:
+    """A submit failure after which an execution may exist (sent, then no clear answer)."""
+    from airflow_provider_aom.exceptions import AomInvalidResponseError, AomServerError
+
+    return (
+        (isinstance(exc, AomTransportError) and exc.sent)
+        or isinstance(exc, (AomServerError, AomInvalidResponseError))
+    )
 
 
 def _host(request: HttpRequest) -> str:
@@ -96,15 +109,71 @@ class AomHook(BaseHook):
 
     def get_project_id(self, project_id: str | None = None) -> str:
         """The project id to use: ``project_id``, the connection's, or resolved from IAM once."""
-        result: str = self._run(self.protocol.project_id(project_id))
-        return result
+        for attempt in retrying(self.config.retry):
+            with attempt:
+                result: str = self._run(self.protocol.project_id(project_id))
+                return result
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def execute_workflow(self, workflow_id: str, project_id: str | None = None) -> str:
-        """Start an execution of ``workflow_id``; returns its ``execution_id``."""
+        """Start an execution of ``workflow_id``; returns its ``execution_id``.
+
+        Never starts two executions by accident: the POST is re-sent only when it
+        provably started nothing (connection never established, 429, expired
+        token). After an ambiguous failure (read timeout, connection dropped after
+        sending, 5xx) the workflow's executions are listed instead: exactly one
+        that began since the submit is adopted; otherwise
+        :class:`~airflow_provider_aom.exceptions.AomAmbiguousSubmitError` names
+        the candidates and the task is not retried.
+        """
         project = self.get_project_id(project_id)
         request = api.execute_workflow(project, workflow_id)
-        response = self._call(request, project)
-        return api.parse_execution_id(response, request)
+        submitted_at = time.time()
+        try:
+            for attempt in retrying(self.config.retry, submit=True):
+                with attempt:
+                    response = self._run(self.protocol.call(request, project))
+                    return api.parse_execution_id(response, request)
+        except AomError as exc:
+            if not _ambiguous(exc):
+                raise
+            return self._reconcile_submit(workflow_id, project, submitted_at, exc)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _reconcile_submit(self, workflow_id: str, project: str, submitted_at: float, cause: AomError) -> str:
+        """After an ambiguous submit, adopt the one execution that began since, or fail without re-sending."""
+        since_ms = int((submitted_at - self.config.submit_clock_skew) * 1000)
+        log.warning(
+            "Submitting workflow %s failed ambiguously (%s); listing its executions to find out whether it started.",
+            workflow_id,
+            cause,
+        )
+        try:
+            executions = self.list_executions(workflow_id, project)
+        except AomError as exc:
+            raise AomAmbiguousSubmitError(
+                f"Submitting workflow {workflow_id!r} failed ({cause}) and the execution list could not be read "
+                f"({exc}). An execution may have started: check the workflow's executions in the AOM console "
+                "before running the task again."
+            ) from None
+        candidates = [
+            str(e.get("execution_id"))
+            for e in executions
+            if isinstance(e.get("begin_time"), (int, float)) and e["begin_time"] >= since_ms and e.get("execution_id")
+        ]
+        if len(candidates) == 1:
+            log.warning(
+                "Adopting execution %s of workflow %s: it is the only one that began since the ambiguous submit.",
+                candidates[0],
+                workflow_id,
+            )
+            return candidates[0]
+        found = f"executions that began since then: {', '.join(candidates)}" if candidates else "no execution began since then"
+        raise AomAmbiguousSubmitError(
+            f"Submitting workflow {workflow_id!r} failed ambiguously ({cause}); {found}. An execution may have "
+            "started (or may still appear): check the workflow's executions in the AOM console and run the task "
+            "again only if none belongs to this submit. Nothing was re-sent."
+        )
 
     def get_execution(self, workflow_id: str, execution_id: str, project_id: str | None = None) -> dict[str, Any]:
         """The execution detail (``status``, times, per-node ``execution_result_list`` …)."""
@@ -147,8 +216,15 @@ class AomHook(BaseHook):
     # ------------------------------------------------------------------ transport
 
     def _call(self, request: api.ApiRequest, project_id: str) -> ApiResponse:
-        response: ApiResponse = self._run(self.protocol.call(request, project_id))
-        return response
+        """An idempotent call: transient failures are retried per the connection's retry policy."""
+        assert request.idempotent
+        for attempt in retrying(self.config.retry):
+            with attempt:
+                response: ApiResponse = self._run(self.protocol.call(request, project_id))
+                if response.status >= 400:
+                    raise api.error_from_response(response, request)
+                return response
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _run(self, flow: Flow) -> Any:
         """Drive a protocol flow with ``requests``."""
@@ -179,6 +255,9 @@ class AomHook(BaseHook):
 
                 log.info("Getting an IAM token for connection %r from %s", self.aom_conn_id, _host(step.http))
                 token = parse_token_response(self._send(step.http), step.http.api)
+                from airflow.providers.common.compat.sdk import mask_secret
+
+                mask_secret(token.value)
                 cache.store(step.key, token)
         return token
 
@@ -199,4 +278,221 @@ class AomHook(BaseHook):
             if isinstance(exc, requests.exceptions.RequestException):
                 raise _transport_error(exc, request) from None
             raise
+        return ApiResponse.build(response.status_code, response.content, response.headers)
+
+
+# ---------------------------------------------------------------------------- async
+
+
+class _AsyncShared:
+    """Per event loop: one HTTP connection pool per transport setting, one token-fetch lock per identity.
+
+    A triggerer runs all its triggers on one loop, so 1,000 waits share one pool
+    (bounded sockets) and one token (one IAM call).
+    """
+
+    #: Upper bound of sockets one pool opens; waits beyond it queue for a connection.
+    MAX_CONNECTIONS = 64
+
+    def __init__(self) -> None:
+        self.clients: dict[tuple[Any, ...], Any] = {}
+        self.locks: dict[str, Any] = {}
+
+
+# Keyed weakly by event loop: a loop that is gone (``asyncio.run`` in tests) takes its pool with it.
+_ASYNC_REGISTRY: weakref.WeakKeyDictionary[Any, _AsyncShared] = weakref.WeakKeyDictionary()
+
+
+def _shared_for_loop() -> _AsyncShared:
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    shared = _ASYNC_REGISTRY.get(loop)
+    if shared is None:
+        shared = _ASYNC_REGISTRY[loop] = _AsyncShared()
+    return shared
+
+
+def _async_transport_error(exc: Exception, request: HttpRequest) -> AomTransportError:
+    """Classify an ``httpx`` failure like :func:`_transport_error` does for ``requests``."""
+    import httpx
+
+    action = request.api.action
+    if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)):
+        return AomTransportError(f"{action}: could not connect to {_host(request)} ({type(exc).__name__}).", sent=False)
+    if isinstance(exc, httpx.TimeoutException):
+        return AomTransportError(f"{action}: no answer from {_host(request)} within the timeout.", sent=True)
+    return AomTransportError(f"{action}: the connection to {_host(request)} broke before an answer.", sent=True)
+
+
+class AomAsyncHook(BaseHook):
+    """
+    Async counterpart of :class:`AomHook` for triggers: same auth, requests and
+    parsing (the shared protocol), driven with ``httpx``. The connection is
+    fetched asynchronously, never with a sync ``get_connection`` on the loop.
+
+    :param aom_conn_id: Airflow connection id of type ``huaweicloud_aom``.
+    """
+
+    conn_name_attr = "aom_conn_id"
+    default_conn_name = "aom_default"
+    conn_type = CONN_TYPE
+    hook_name = "Huawei Cloud AOM (async)"
+
+    def __init__(self, aom_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.aom_conn_id = aom_conn_id
+        self._protocol: AomProtocol | None = None
+
+    async def get_config(self) -> AomConnectionConfig:
+        if self._protocol is None:
+            from asgiref.sync import sync_to_async
+
+            from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
+
+            conn = await get_async_connection(self.aom_conn_id, hook=self)
+            extra = await get_async_extra_dejson(conn)
+            # Parsing registers secrets with the masker, a sync call: keep it off the loop.
+            config = await sync_to_async(AomConnectionConfig.from_parts)(
+                conn_id=self.aom_conn_id, host=conn.host, login=conn.login, password=conn.password, extra=extra
+            )
+            self._protocol = AomProtocol(config)
+        return self._protocol.config
+
+    async def _get_protocol(self) -> AomProtocol:
+        await self.get_config()
+        assert self._protocol is not None
+        return self._protocol
+
+    # ------------------------------------------------------------------ public API
+
+    async def get_project_id(self, project_id: str | None = None) -> str:
+        protocol = await self._get_protocol()
+        result: str = await self._retry_read(lambda: self._arun(protocol.project_id(project_id)))
+        return result
+
+    async def get_execution(self, workflow_id: str, execution_id: str, project_id: str | None = None) -> dict[str, Any]:
+        project = await self.get_project_id(project_id)
+        request = api.get_execution(project, workflow_id, execution_id)
+        return api.parse_execution(await self._call(request, project), request)
+
+    async def list_executions(self, workflow_id: str, project_id: str | None = None) -> list[dict[str, Any]]:
+        project = await self.get_project_id(project_id)
+        request = api.list_executions(project, workflow_id)
+        return api.parse_execution_list(await self._call(request, project), request)
+
+    async def terminate_execution(self, workflow_id: str, execution_id: str, project_id: str | None = None) -> None:
+        project = await self.get_project_id(project_id)
+        request = api.terminate_execution(project, workflow_id, execution_id)
+        api.check_success(await self._call(request, project), request)
+
+    # ------------------------------------------------------------------ transport
+
+    async def _call(self, request: api.ApiRequest, project_id: str) -> ApiResponse:
+        assert request.idempotent
+        protocol = await self._get_protocol()
+
+        async def once() -> ApiResponse:
+            response: ApiResponse = await self._arun(protocol.call(request, project_id))
+            if response.status >= 400:
+                raise api.error_from_response(response, request)
+            return response
+
+        result: ApiResponse = await self._retry_read(once)
+        return result
+
+    async def _retry_read(self, func: Any) -> Any:
+        from airflow_provider_aom.retry import async_retrying
+
+        config = await self.get_config()
+        async for attempt in async_retrying(config.retry):
+            with attempt:
+                return await func()
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _arun(self, flow: Flow) -> Any:
+        """Drive a protocol flow with ``httpx`` (same flows as the sync hook)."""
+        try:
+            step = next(flow)
+            while True:
+                if isinstance(step, FetchToken):
+                    step = flow.send(await self._token(step))
+                    continue
+                try:
+                    response = await self._send(step)
+                except AomTransportError as exc:
+                    step = flow.throw(exc)
+                else:
+                    step = flow.send(response)
+        except StopIteration as stop:
+            return stop.value
+
+    async def _token(self, step: FetchToken) -> Any:
+        import asyncio
+
+        from asgiref.sync import sync_to_async
+
+        from airflow.providers.common.compat.sdk import mask_secret
+        from airflow_provider_aom.auth.tokens import parse_token_response
+
+        protocol = await self._get_protocol()
+        cache = protocol.token_cache
+        token = cache.get(step.key)
+        if token is not None:
+            return token
+        shared = _shared_for_loop()
+        lock = shared.locks.setdefault(step.key, asyncio.Lock())
+        async with lock:
+            token = cache.get(step.key)
+            if token is None:
+                log.info("Getting an IAM token for connection %r from %s", self.aom_conn_id, _host(step.http))
+                token = parse_token_response(await self._send(step.http), step.http.api)
+                await sync_to_async(mask_secret)(token.value)
+                cache.store(step.key, token)
+        return token
+
+    async def _client(self) -> Any:
+        import ssl
+
+        import httpx
+
+        config = await self.get_config()
+        key = (config.verify, tuple(sorted((config.proxies or {}).items())), config.timeout)
+        shared = _shared_for_loop()
+        client = shared.clients.get(key)
+        if client is None:
+            verify: Any = ssl.create_default_context(cafile=config.verify) if isinstance(config.verify, str) else config.verify
+            mounts = (
+                {
+                    f"{scheme}://": httpx.AsyncHTTPTransport(proxy=url, verify=verify)
+                    for scheme, url in (config.proxies or {}).items()
+                }
+                if config.proxies
+                else None
+            )
+            client = httpx.AsyncClient(
+                verify=verify,
+                mounts=mounts,
+                trust_env=config.proxies is None,
+                timeout=httpx.Timeout(config.timeout),
+                limits=httpx.Limits(
+                    max_connections=_AsyncShared.MAX_CONNECTIONS,
+                    max_keepalive_connections=_AsyncShared.MAX_CONNECTIONS,
+                ),
+                follow_redirects=False,
+            )
+            shared.clients[key] = client
+        return client
+
+    async def _send(self, request: HttpRequest) -> ApiResponse:
+        import httpx
+
+        client = await self._client()
+        log.debug("%s %s", request.method, request.url)
+        try:
+            response = await client.request(
+                request.method, request.url, headers=request.headers, content=request.body or None
+            )
+        except httpx.HTTPError as exc:
+            raise _async_transport_error(exc, request) from None
         return ApiResponse.build(response.status_code, response.content, response.headers)

@@ -1,0 +1,117 @@
+"""Shared fixtures: an isolated Airflow home, the emulator over real HTTP, connections from env vars."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Airflow reads its home and settings at import time: set them before anything imports airflow.
+_AIRFLOW_HOME = tempfile.mkdtemp(prefix="aom-test-airflow-")
+os.environ["AIRFLOW_HOME"] = _AIRFLOW_HOME
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "example_dags")
+os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_AIRFLOW_HOME}/airflow.db"
+os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "INFO"
+os.environ.pop("AIRFLOW_CONN_AOM_DEFAULT", None)
+
+from airflow_provider_aom.auth.tokens import TOKEN_CACHE  # noqa: E402
+from airflow_provider_aom.emulator import (  # noqa: E402
+    DEFAULT_AK,
+    DEFAULT_IAM_DOMAIN,
+    DEFAULT_IAM_PASSWORD,
+    DEFAULT_IAM_USER,
+    DEFAULT_PROJECT_ID,
+    DEFAULT_REGION,
+    DEFAULT_SECURITY_TOKEN,
+    DEFAULT_SK,
+    DEFAULT_TEMP_AK,
+    DEFAULT_TEMP_SK,
+    AomEmulator,
+    EmulatorConfig,
+)
+
+STATIC_TOKEN = "MIIstatic-test-token-0123456789"
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    shutil.rmtree(_AIRFLOW_HOME, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def emulator_server() -> Iterator[AomEmulator]:
+    with AomEmulator(EmulatorConfig(static_tokens=[STATIC_TOKEN])) as emu:
+        yield emu
+
+
+@pytest.fixture
+def emulator(emulator_server: AomEmulator) -> Iterator[AomEmulator]:
+    """The shared emulator, reset (executions, faults, request log) and with a clean token cache."""
+    emulator_server.state.reset()
+    TOKEN_CACHE.clear()
+    from airflow_provider_aom import protocol
+
+    protocol._PROJECT_IDS.clear()
+    yield emulator_server
+    emulator_server.state.clear_faults()
+
+
+def connection(emu: AomEmulator, mode: str, **overrides: Any) -> dict[str, Any]:
+    """Connection JSON (as in AIRFLOW_CONN_...) for one auth mode against the emulator."""
+    extra: dict[str, Any] = {"region": DEFAULT_REGION, "iam_endpoint": emu.base_url}
+    conn: dict[str, Any] = {"conn_type": "huaweicloud_aom", "host": emu.base_url}
+    if mode == "aksk":
+        conn.update(login=DEFAULT_AK, password=DEFAULT_SK)
+        extra.update(auth_type="aksk", project_id=DEFAULT_PROJECT_ID)
+    elif mode == "temp_aksk":
+        conn.update(login=DEFAULT_TEMP_AK, password=DEFAULT_TEMP_SK)
+        extra.update(auth_type="aksk", project_id=DEFAULT_PROJECT_ID, security_token=DEFAULT_SECURITY_TOKEN)
+    elif mode == "password":
+        conn.update(login=DEFAULT_IAM_USER, password=DEFAULT_IAM_PASSWORD)
+        extra.update(auth_type="password", domain_name=DEFAULT_IAM_DOMAIN)
+    elif mode == "token":
+        conn.update(password=STATIC_TOKEN)
+        extra.update(auth_type="token", project_id=DEFAULT_PROJECT_ID)
+    else:
+        raise ValueError(mode)
+    extra.update(overrides.pop("extra", {}))
+    conn.update(overrides)
+    conn["extra"] = extra
+    return conn
+
+
+@pytest.fixture
+def use_connection(monkeypatch: pytest.MonkeyPatch, emulator: AomEmulator):  # type: ignore[no-untyped-def]
+    """``use_connection(mode, conn_id="aom_default", **overrides)`` exports AIRFLOW_CONN_<ID>."""
+
+    def _use(mode: str, conn_id: str = "aom_default", **overrides: Any) -> dict[str, Any]:
+        conn = connection(emulator, mode, **overrides)
+        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(conn))
+        return conn
+
+    return _use
+
+
+AUTH_MODES = ["aksk", "temp_aksk", "password", "token"]
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> str:
+    """A migrated metadata DB in the session's AIRFLOW_HOME (DAG-level tests need it)."""
+    subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"],
+        check=True,
+        capture_output=True,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
+    return _AIRFLOW_HOME

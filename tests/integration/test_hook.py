@@ -1,0 +1,141 @@
+"""AomHook over real HTTP against the emulator, in every auth mode."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from airflow_provider_aom.emulator import DEFAULT_PROJECT_ID, AomEmulator
+from airflow_provider_aom.exceptions import (
+    AomAuthenticationError,
+    AomConfigurationError,
+    AomNotFoundError,
+)
+from airflow_provider_aom.hooks.aom import AomHook
+from tests.conftest import AUTH_MODES
+
+
+@pytest.mark.parametrize("mode", AUTH_MODES)
+def test_every_call_in_every_auth_mode(mode: str, use_connection, emulator: AomEmulator) -> None:  # type: ignore[no-untyped-def]
+    use_connection(mode)
+    hook = AomHook()
+    execution_id = hook.execute_workflow("wf-success")
+    created = emulator.state.executions()
+    assert [e["execution_id"] for e in created] == [execution_id]
+
+    detail = hook.get_execution("wf-success", execution_id)
+    assert detail["execution_id"] == execution_id
+    assert detail["status"] == "executing"
+
+    history = hook.list_executions("wf-success")
+    assert execution_id in [e["execution_id"] for e in history]
+
+    workflows = hook.list_workflows(search="wf-")
+    assert {"wf-success", "wf-fail", "wf-approval"} <= {w["id"] for w in workflows}
+
+    hook.terminate_execution("wf-success", execution_id)
+    assert hook.get_execution("wf-success", execution_id)["status"] == "cancel"
+
+    ok, message = hook.test_connection()
+    assert ok, message
+    assert len(emulator.state.executions()) == 1, "test_connection must not start anything"
+
+
+def test_project_id_resolved_from_iam_for_aksk(use_connection, emulator: AomEmulator) -> None:  # type: ignore[no-untyped-def]
+    conn = use_connection("aksk")
+    del conn["extra"]["project_id"]
+    use_connection("aksk", extra={"project_id": ""})
+    hook = AomHook()
+    assert hook.get_project_id() == DEFAULT_PROJECT_ID
+    hook.execute_workflow("wf-success")
+    hook.execute_workflow("wf-success")
+    assert emulator.state.count_requests("GET", "/v3/projects") == 1
+
+
+def test_project_id_from_token_scope_for_password_auth(use_connection, emulator: AomEmulator) -> None:  # type: ignore[no-untyped-def]
+    use_connection("password")
+    assert AomHook().get_project_id() == DEFAULT_PROJECT_ID
+    assert emulator.state.iam_token_requests() == 1
+
+
+def test_token_cached_across_hooks_and_threads(use_connection, emulator: AomEmulator) -> None:  # type: ignore[no-untyped-def]
+    use_connection("password")
+    errors: list[BaseException] = []
+
+    def start() -> None:
+        try:
+            AomHook().execute_workflow("wf-success")
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    assert len(emulator.state.executions()) == 8
+    assert emulator.state.iam_token_requests() == 1
+
+
+def test_expired_token_is_renewed_once(use_connection, emulator: AomEmulator) -> None:  # type: ignore[no-untyped-def]
+    use_connection("password")
+    hook = AomHook()
+    first = hook.execute_workflow("wf-success")
+    emulator.state.expire_tokens()
+    second = hook.execute_workflow("wf-success")
+    assert first != second
+    assert len(emulator.state.executions()) == 2
+    assert emulator.state.iam_token_requests() == 2
+
+
+def test_wrong_secret_key_fails_clearly(use_connection, emulator: AomEmulator) -> None:  # type: ignore[no-untyped-def]
+    use_connection("aksk", password="W" * 40)
+    with pytest.raises(AomAuthenticationError) as info:
+        AomHook().execute_workflow("wf-success")
+    assert "APIG.0301" in str(info.value)
+    assert "W" * 40 not in str(info.value)
+    assert emulator.state.executions() == []
+
+
+def test_wrong_iam_password_fails_clearly(use_connection, emulator: AomEmulator) -> None:  # type: ignore[no-untyped-def]
+    use_connection("password", password="not-the-password")
+    with pytest.raises(AomAuthenticationError, match="username or password"):
+        AomHook().execute_workflow("wf-success")
+
+
+def test_unknown_workflow(use_connection, emulator: AomEmulator) -> None:  # type: ignore[no-untyped-def]
+    use_connection("aksk")
+    with pytest.raises(AomNotFoundError) as info:
+        AomHook().execute_workflow("no-such-workflow")
+    assert info.value.error_code == "AOM.31001306"
+    assert info.value.error_msg == "workflow not exist."
+    assert info.value.request_id
+
+
+def test_missing_project_id_without_region(use_connection, emulator: AomEmulator) -> None:  # type: ignore[no-untyped-def]
+    use_connection("token", extra={"project_id": "", "region": ""})
+    before = emulator.state.count_requests()
+    with pytest.raises(AomConfigurationError, match="project_id"):
+        AomHook().execute_workflow("wf-success")
+    assert emulator.state.count_requests() == before
+
+
+def test_test_connection_reports_server_error(use_connection, emulator: AomEmulator) -> None:  # type: ignore[no-untyped-def]
+    use_connection("aksk", password="W" * 40)
+    ok, message = AomHook().test_connection()
+    assert not ok
+    assert "APIG.0301" in message
+
+
+def test_status_progresses_to_the_end(use_connection, emulator: AomEmulator) -> None:  # type: ignore[no-untyped-def]
+    from airflow_provider_aom.emulator import WorkflowSpec
+
+    emulator.state.add_workflow(WorkflowSpec(id="wf-quick", name="quick", outcome="success", duration=0.2))
+    use_connection("token")
+    hook = AomHook()
+    execution_id = hook.execute_workflow("wf-quick")
+    time.sleep(0.4)
+    assert hook.get_execution("wf-quick", execution_id)["status"] == "success"
