@@ -8,7 +8,8 @@ Field reference (also in ``docs/connection.md``):
   user / password (``password``), or nothing / an IAM token (``token``).
 * ``extra``: ``auth_type``, ``region``, ``project_id``, ``domain_name``,
   ``iam_endpoint``, ``security_token``, ``verify``, ``timeout``, ``proxies``,
-  ``retry_attempts``, ``retry_max_wait``, ``retry_total``, ``submit_clock_skew``.
+  ``retry_attempts``, ``retry_max_wait``, ``retry_total``, ``submit_clock_skew``,
+  ``console_url`` (template of the console link).
   Legacy ``extra__huaweicloud_aom__<field>`` keys are read too.
 
 When ``auth_type`` is absent it is inferred: ``domain_name`` set → ``password``;
@@ -108,6 +109,21 @@ def _parse_base_url(value: str, what: str, conn_id: str) -> str:
     return url
 
 
+def _parse_console_url(value: Any, conn_id: str) -> str | None:
+    if value is None:
+        return None
+    text = str(value)
+    try:
+        text.format(region="r", workflow_id="w", execution_id="e")
+    except (KeyError, IndexError, ValueError):
+        raise _error(
+            f"Connection {conn_id!r}: extra.console_url may only use {{region}}, {{workflow_id}} and {{execution_id}}."
+        )
+    if not text.startswith(("https://", "http://")):
+        raise _error(f"Connection {conn_id!r}: extra.console_url must be an http(s) URL template.")
+    return text
+
+
 def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -140,6 +156,7 @@ class AomConnectionConfig:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     #: How far AOM's clock may be behind ours when matching executions to an ambiguous submit.
     submit_clock_skew: float = 120.0
+    console_url: str | None = None
 
     @classmethod
     def from_connection(cls, conn: Any) -> AomConnectionConfig:
@@ -265,6 +282,7 @@ class AomConnectionConfig:
                 total=_parse_number(extra, "retry_total", RetryPolicy.total, 0, 3600, conn_id),
             ),
             submit_clock_skew=_parse_number(extra, "submit_clock_skew", 120.0, -1, 3600, conn_id),
+            console_url=_parse_console_url(_extra_field(extra, "console_url"), conn_id),
             **kwargs,
         )
         config.warn_if_plain_http()

@@ -24,6 +24,9 @@ def get_provider_info() -> dict[str, Any]:
         ],
         "hooks": [{"integration-name": INTEGRATION, "python-modules": ["airflow_provider_aom.hooks.aom"]}],
         "operators": [{"integration-name": INTEGRATION, "python-modules": ["airflow_provider_aom.operators.aom"]}],
+        "sensors": [{"integration-name": INTEGRATION, "python-modules": ["airflow_provider_aom.sensors.aom"]}],
+        "triggers": [{"integration-name": INTEGRATION, "python-modules": ["airflow_provider_aom.triggers.aom"]}],
+        "extra-links": ["airflow_provider_aom.links.aom.AomWorkflowExecutionLink"],
         "connection-types": [
             {
                 "connection-type": "huaweicloud_aom",

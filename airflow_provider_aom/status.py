@@ -72,3 +72,43 @@ def describe_nodes(detail: Mapping[str, Any]) -> list[str]:
 def approvers(detail: Mapping[str, Any]) -> str:
     names = detail.get("approve_user_name_list") or []
     return ", ".join(str(n) for n in names) if names else "no approvers listed"
+
+
+class StatusTracker:
+    """Logs each status change of one execution once (not every poll), and what a person must do."""
+
+    def __init__(self, workflow_id: str, execution_id: str, rules: StatusRules, log: Any, last: str | None = None) -> None:
+        self.workflow_id = workflow_id
+        self.execution_id = execution_id
+        self.rules = rules
+        self.log = log
+        self.last = last
+
+    def observe(self, detail: Mapping[str, Any]) -> str:
+        """Record a polled detail; returns ``success``, ``failure`` or ``running``."""
+        status = str(detail.get("status", ""))
+        if status != self.last:
+            self.last = status
+            if self.rules.needs_person(status):
+                self.log.warning(
+                    "Execution %s of workflow %s is %s and needs a person (approvers: %s); it waits until then.",
+                    self.execution_id,
+                    self.workflow_id,
+                    status,
+                    approvers(detail),
+                )
+            else:
+                self.log.info("Execution %s of workflow %s is %s.", self.execution_id, self.workflow_id, status)
+        outcome = self.rules.outcome(status)
+        if outcome != "running":
+            for line in describe_nodes(detail):
+                self.log.info("%s", line)
+        return outcome
+
+
+def failure_message(workflow_id: str, execution_id: str, detail: Mapping[str, Any]) -> str:
+    node = failing_node(detail)
+    return (
+        f"AOM workflow {workflow_id} execution {execution_id} ended with status {detail.get('status')}"
+        + (f"; failing node: {node}." if node else ".")
+    )

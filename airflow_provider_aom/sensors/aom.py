@@ -1,0 +1,130 @@
+"""``AomWorkflowExecutionSensor``: waits for an execution started elsewhere (e.g. upstream)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.common.compat.sdk import BaseSensorOperator, conf
+
+if TYPE_CHECKING:
+    from airflow.providers.common.compat.sdk import Context
+
+    from airflow_provider_aom.hooks.aom import AomHook
+    from airflow_provider_aom.status import StatusRules, StatusTracker
+
+
+class AomWorkflowExecutionSensor(BaseSensorOperator):
+    """
+    Wait until an AOM workflow execution ends; fail the task if it ends in failure.
+
+    Works in ``poke`` and ``reschedule`` mode, and deferrable (on the triggerer,
+    reusing :class:`~airflow_provider_aom.triggers.aom.AomWorkflowExecutionTrigger`).
+    On success the final execution detail is pushed under ``execution_detail``.
+
+    :param workflow_id: Workflow of the execution. Templated.
+    :param execution_id: Execution to wait for, e.g.
+        ``{{ ti.xcom_pull(task_ids='run', key='execution_id') }}``. Templated.
+    :param project_id: Project id (default: the connection's). Templated.
+    :param aom_conn_id: Connection id of type ``huaweicloud_aom``.
+    :param success_statuses: Statuses that count as success (default ``success``).
+    :param failure_statuses: Statuses that count as failure (default ``fail``,
+        ``cancel``, ``timeout``, ``approvalFailed``).
+    :param deferrable: Wait on the triggerer (default: ``[operators] default_deferrable``).
+    """
+
+    template_fields: Sequence[str] = ("workflow_id", "execution_id", "project_id", "aom_conn_id")
+    ui_color = "#f5d5d7"
+
+    def __init__(
+        self,
+        *,
+        workflow_id: str,
+        execution_id: str,
+        project_id: str | None = None,
+        aom_conn_id: str = "aom_default",
+        success_statuses: Sequence[str] | None = None,
+        failure_statuses: Sequence[str] | None = None,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.workflow_id = workflow_id
+        self.execution_id = execution_id
+        self.project_id = project_id
+        self.aom_conn_id = aom_conn_id
+        self.success_statuses = list(success_statuses) if success_statuses is not None else None
+        self.failure_statuses = list(failure_statuses) if failure_statuses is not None else None
+        self.deferrable = deferrable
+
+    @cached_property
+    def hook(self) -> AomHook:
+        from airflow_provider_aom.hooks.aom import AomHook
+
+        return AomHook(aom_conn_id=self.aom_conn_id)
+
+    @cached_property
+    def rules(self) -> StatusRules:
+        from airflow_provider_aom.status import StatusRules
+
+        return StatusRules(self.success_statuses, self.failure_statuses)
+
+    @cached_property
+    def tracker(self) -> StatusTracker:
+        from airflow_provider_aom.status import StatusTracker
+
+        return StatusTracker(self.workflow_id, self.execution_id, self.rules, self.log)
+
+    def execute(self, context: Context) -> Any:
+        if not self.deferrable:
+            return super().execute(context)
+        from airflow_provider_aom.triggers.aom import AomWorkflowExecutionTrigger
+
+        timeout = self.timeout.total_seconds() if isinstance(self.timeout, timedelta) else float(self.timeout)
+        self.defer(
+            trigger=AomWorkflowExecutionTrigger(
+                workflow_id=self.workflow_id,
+                execution_id=self.execution_id,
+                project_id=self.project_id or None,
+                aom_conn_id=self.aom_conn_id,
+                poll_interval=float(self.poke_interval),
+                deadline=time.time() + timeout,
+                success_statuses=self.success_statuses,
+                failure_statuses=self.failure_statuses,
+                # The sensor watches an execution it did not start: killing it must not stop that run.
+                cancel_on_kill=False,
+            ),
+            method_name="execute_complete",
+            timeout=None,
+        )
+        return None
+
+    def poke(self, context: Context) -> bool:
+        from airflow_provider_aom.exceptions import AomExecutionFailedError
+        from airflow_provider_aom.status import failure_message
+
+        detail = self.hook.get_execution(self.workflow_id, self.execution_id, self.project_id or None)
+        outcome = self.tracker.observe(detail)
+        if outcome == "failure":
+            raise AomExecutionFailedError(failure_message(self.workflow_id, self.execution_id, detail))
+        if outcome == "success":
+            context["ti"].xcom_push(key="execution_detail", value=detail)
+            return True
+        return False
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> None:
+        from airflow_provider_aom.exceptions import AomError, AomExecutionFailedError, AomExecutionTimeoutError
+
+        status = event.get("status")
+        if status == "success":
+            context["ti"].xcom_push(key="execution_detail", value=event.get("detail"))
+            return
+        message = str(event.get("message") or f"Unexpected trigger event {status!r}.")
+        if status == "failure":
+            raise AomExecutionFailedError(message)
+        if status == "timeout":
+            raise AomExecutionTimeoutError(f"Sensor timed out: {message}")
+        raise AomError(message)
