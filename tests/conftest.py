@@ -20,7 +20,12 @@ ROOT = Path(__file__).resolve().parent.parent
 _AIRFLOW_HOME = tempfile.mkdtemp(prefix="aom-test-airflow-")
 os.environ["AIRFLOW_HOME"] = _AIRFLOW_HOME
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
-os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "example_dags")
+# The DAGs folder (Airflow 3's bundle) holds the example DAGs and the tests' own DAG file.
+_DAGS_FOLDER = Path(_AIRFLOW_HOME) / "dags"
+_DAGS_FOLDER.mkdir()
+for _source in [*sorted((ROOT / "example_dags").glob("*.py")), ROOT / "tests" / "dags" / "dag_files" / "aom_test_dags.py"]:
+    shutil.copy(_source, _DAGS_FOLDER / _source.name)
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(_DAGS_FOLDER)
 os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_AIRFLOW_HOME}/airflow.db"
 os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "INFO"
 os.environ.pop("AIRFLOW_CONN_AOM_DEFAULT", None)

@@ -10,6 +10,7 @@ from airflow import __version__ as AIRFLOW_VERSION
 
 AIRFLOW_3 = int(AIRFLOW_VERSION.split(".")[0]) >= 3
 EXAMPLE_DAGS = Path(__file__).resolve().parents[2] / "example_dags"
+TEST_DAGS = Path(__file__).resolve().parent / "dag_files"
 
 
 def load_example(name: str) -> Any:
@@ -18,6 +19,16 @@ def load_example(name: str) -> Any:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.dag
+
+
+def load_test_dag(dag_id: str) -> Any:
+    spec = importlib.util.spec_from_file_location("aom_test_dags", TEST_DAGS / "aom_test_dags.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    dags = {id(v): v for v in vars(module).values() if hasattr(v, "task_dict") and v.dag_id == dag_id}
+    [dag] = dags.values()
+    return dag
 
 
 def run(dag: Any, conf: dict[str, Any] | None = None) -> Any:
