@@ -1,0 +1,851 @@
+"""The emulator's HTTP server: routing, IAM and AOM handlers, admin endpoints, faults."""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import json
+import logging
+import socket
+import socketserver
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from email.message import Message
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qsl, unquote
+
+from airflow_provider_aom.emulator.auth import Caller, auth_kind, authenticate
+from airflow_provider_aom.emulator.errors import (
+    AOM_AUTH_FAILED,
+    AOM_EXECUTION_NOT_EXIST,
+    AOM_INTERNAL_ERROR,
+    AOM_INVALID_PARAM,
+    AOM_WORKFLOW_NOT_EXIST,
+    APIG_API_NOT_FOUND,
+    APIG_BACKEND_ERROR,
+    APIG_THROTTLED,
+    THROTTLED_MESSAGE,
+    ApiError,
+    aom_error,
+    gateway_error,
+    iam_auth_error,
+    invalid_param,
+    iso_utc,
+    keystone_error,
+)
+from airflow_provider_aom.emulator.models import MAX_ID_LENGTH, EmulatorConfig, WorkflowSpec
+from airflow_provider_aom.emulator.state import (
+    WORKFLOW_SORT_FIELDS,
+    EmulatorState,
+    Fault,
+    RequestRecord,
+    WorkflowQuery,
+)
+
+logger = logging.getLogger("airflow_provider_aom.emulator")
+
+JsonDict = dict[str, Any]
+
+ADMIN_PREFIX = "/_emulator"
+PROJECT_ID_LENGTH = 32
+WORKFLOW_TYPES = ("cron", "event", "manual")
+WORKFLOW_STATUSES = (
+    "success",
+    "fail",
+    "executing",
+    "cancel",
+    "waitExecute",
+    "waitApproval",
+    "approvalFailed",
+    "pausing",
+    "canceling",
+)
+ALREADY_FINISHED_MESSAGE = "execution already finished."
+MALFORMED_BODY = b"<html>oops</html>"
+ID_NAMESPACE = uuid.UUID("5f0b7c8e-0d47-4b8e-9a4e-6d1c2f3a4b5c")
+
+
+@dataclass
+class _Response:
+    status: int
+    body: bytes
+    content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def _json(status: int, payload: Any, headers: dict[str, str] | None = None) -> _Response:
+    return _Response(status, json.dumps(payload).encode("utf-8"), headers=headers or {})
+
+
+def _stable_id(kind: str, name: str) -> str:
+    """A 32-hex id derived from a name, so user/domain ids are stable across restarts."""
+    return uuid.uuid5(ID_NAMESPACE, f"{kind}:{name}").hex
+
+
+def _seconds(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+@dataclass
+class _Request:
+    """One parsed request as the route handlers see it."""
+
+    method: str
+    raw_path: str
+    raw_query: str
+    params: dict[str, str]
+    headers: Message
+    body: bytes
+    request_id: str
+    base_url: str
+    caller: Caller | None = None
+
+    def query(self) -> list[tuple[str, str]]:
+        return parse_qsl(self.raw_query, keep_blank_values=True)
+
+
+_Handler = Callable[[EmulatorState, _Request], _Response]
+
+
+@dataclass(frozen=True)
+class _Route:
+    method: str
+    template: tuple[str, ...]
+    handler: _Handler
+    authenticated: bool
+    aom: bool
+
+    def match(self, method: str, segments: list[str]) -> dict[str, str] | None:
+        if method != self.method or len(segments) != len(self.template):
+            return None
+        params: dict[str, str] = {}
+        for pattern, segment in zip(self.template, segments, strict=True):
+            if pattern.startswith("{"):
+                params[pattern[1:-1]] = segment
+            elif pattern != segment:
+                return None
+        return params
+
+
+# -- IAM -----------------------------------------------------------------------
+
+
+def _field(container: Any, *names: str) -> Any:
+    """Walk nested dicts; a missing or non-dict level raises the keystone 400."""
+    value = container
+    for name in names:
+        if not isinstance(value, dict) or name not in value:
+            raise keystone_error(400, f"Invalid input for field '{'.'.join(names)}'.")
+        value = value[name]
+    return value
+
+
+def _matches(given: Any, expected: str) -> bool:
+    return isinstance(given, str) and hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
+
+
+def _issue_token(state: EmulatorState, request: _Request) -> _Response:
+    config = state.config
+    try:
+        payload = json.loads(request.body or b"null")
+    except ValueError:
+        raise keystone_error(400, "The request body is not valid JSON.") from None
+    methods = _field(payload, "auth", "identity", "methods")
+    if not isinstance(methods, list) or "password" not in methods:
+        raise keystone_error(400, "Invalid input for field 'auth.identity.methods'.")
+    user = _field(payload, "auth", "identity", "password", "user")
+    domain = _field(user, "domain")
+    password = _field(user, "password")
+    if not isinstance(domain, dict) or not isinstance(password, str):
+        raise keystone_error(400, "Invalid input for field 'auth.identity.password.user'.")
+    if "name" not in user and "id" not in user:
+        raise keystone_error(400, "Invalid input for field 'auth.identity.password.user.name'.")
+    if "name" not in domain and "id" not in domain:
+        raise keystone_error(400, "Invalid input for field 'auth.identity.password.user.domain.name'.")
+    project = _field(payload, "auth", "scope", "project")
+    if not isinstance(project, dict) or ("name" not in project and "id" not in project):
+        raise keystone_error(400, "Invalid input for field 'auth.scope.project'.")
+
+    domain_id = _stable_id("domain", config.iam_domain)
+    user_id = _stable_id("user", config.iam_user)
+    # Every comparison runs so the answer time does not tell which part was wrong.
+    checks = [
+        _matches(user["name"], config.iam_user) if "name" in user else _matches(user["id"], user_id),
+        _matches(password, config.iam_password),
+        _matches(domain["name"], config.iam_domain) if "name" in domain else _matches(domain["id"], domain_id),
+    ]
+    if not all(checks):
+        raise keystone_error(401, "The username or password is wrong.")
+    if ("name" in project and project["name"] != config.region) or (
+        "id" in project and project["id"] != config.project_id
+    ):
+        raise keystone_error(400, "The project in the scope does not exist.")
+
+    token, record = state.issue_token()
+    domain_ref = {"id": domain_id, "name": config.iam_domain}
+    body: JsonDict = {
+        "expires_at": iso_utc(record.expires_at),
+        "issued_at": iso_utc(record.issued_at),
+        "methods": ["password"],
+        "project": {"id": config.project_id, "name": config.region, "domain": domain_ref},
+        "user": {
+            "id": user_id,
+            "name": config.iam_user,
+            "domain": domain_ref,
+            "password_expires_at": "",
+        },
+        "roles": [
+            {"id": _stable_id("role", "te_admin"), "name": "te_admin"},
+            {"id": _stable_id("role", "op_service"), "name": "op_service"},
+        ],
+    }
+    # IAM drops the catalog when ``nocatalog`` has any non-empty value.
+    if not any(name == "nocatalog" and value for name, value in request.query()):
+        body["catalog"] = [
+            _catalog_entry("aom", "aom", request.base_url, config.region),
+            _catalog_entry("identity", "iam", request.base_url + "/v3", config.region),
+        ]
+    return _json(201, {"token": body}, {"X-Subject-Token": token})
+
+
+def _catalog_entry(service_type: str, name: str, url: str, region: str) -> JsonDict:
+    return {
+        "type": service_type,
+        "id": _stable_id("service", name),
+        "name": name,
+        "endpoints": [
+            {
+                "id": _stable_id("endpoint", name),
+                "interface": "public",
+                "region": region,
+                "region_id": region,
+                "url": url,
+            }
+        ],
+    }
+
+
+def _list_projects(state: EmulatorState, request: _Request) -> _Response:
+    config = state.config
+    names = [value for name, value in request.query() if name == "name"]
+    projects: list[JsonDict] = []
+    if not names or config.region in names:
+        domain_id = _stable_id("domain", config.iam_domain)
+        projects.append(
+            {
+                "id": config.project_id,
+                "name": config.region,
+                "domain_id": domain_id,
+                "enabled": True,
+                "is_domain": False,
+                "parent_id": domain_id,
+                "description": "",
+                "links": {"self": f"{request.base_url}/v3/projects/{config.project_id}"},
+            }
+        )
+    suffix = f"?{request.raw_query}" if request.raw_query else ""
+    links = {"self": f"{request.base_url}/v3/projects{suffix}", "previous": None, "next": None}
+    return _json(200, {"projects": projects, "links": links})
+
+
+# -- AOM -----------------------------------------------------------------------
+
+
+def _workflow_missing() -> ApiError:
+    return aom_error(404, AOM_WORKFLOW_NOT_EXIST, "workflow not exist.")
+
+
+def _execute(state: EmulatorState, request: _Request) -> _Response:
+    # The API takes no body; anything sent is ignored as the reference advises.
+    user = request.caller.user if request.caller else state.config.iam_user
+    execution_id = state.create_execution(request.params["workflow_id"], user)
+    if execution_id is None:
+        raise _workflow_missing()
+    return _json(200, {"execution_id": execution_id})
+
+
+def _execution_status(state: EmulatorState, request: _Request) -> _Response:
+    workflow_id = request.params["workflow_id"]
+    if not state.has_workflow(workflow_id):
+        raise _workflow_missing()
+    detail = state.execution_detail(workflow_id, request.params["execution_id"])
+    if detail is None:
+        raise aom_error(404, AOM_EXECUTION_NOT_EXIST, "execution not exist.")
+    return _json(200, detail)
+
+
+def _list_executions(state: EmulatorState, request: _Request) -> _Response:
+    for name, value in request.query():
+        # Every emulated workflow lives in enterprise project "0", so the filter
+        # is validated but selects nothing away.
+        if name == "x_enterprise_project_id" and not 1 <= len(value) <= MAX_ID_LENGTH:
+            raise invalid_param()
+    workflow_id = request.params["workflow_id"]
+    if not state.has_workflow(workflow_id):
+        raise _workflow_missing()
+    return _json(200, state.list_executions(workflow_id))
+
+
+def _terminate(state: EmulatorState, request: _Request) -> _Response:
+    workflow_id = request.params["workflow_id"]
+    if not state.has_workflow(workflow_id):
+        raise _workflow_missing()
+    outcome = state.terminate(workflow_id, request.params["execution_id"])
+    if outcome == "missing":
+        raise aom_error(404, AOM_EXECUTION_NOT_EXIST, "execution not exist.")
+    if outcome == "finished":
+        # Emulator's choice: the documented 400 code of this API family, with a
+        # message that says why.
+        raise aom_error(400, AOM_INVALID_PARAM, ALREADY_FINISHED_MESSAGE)
+    return _json(200, {"result": "success"})
+
+
+def _optional_str(data: JsonDict, name: str, max_length: int) -> str | None:
+    value = data.get(name)
+    # Empty strings are read as "no filter": lenient where AOM's rule (1-N chars)
+    # would only turn a harmless client habit into a 400.
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or len(value) > max_length:
+        raise invalid_param()
+    return value
+
+
+def _optional_int(data: JsonDict, name: str, low: int, high: int) -> int | None:
+    value = data.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise invalid_param()
+    return value
+
+
+def _parse_workflow_query(body: bytes) -> WorkflowQuery:
+    if not body.strip():
+        return WorkflowQuery()
+    try:
+        data = json.loads(body)
+    except ValueError:
+        raise invalid_param() from None
+    if not isinstance(data, dict):
+        raise invalid_param()
+    query = WorkflowQuery(
+        search=_optional_str(data, "search", 64),
+        type=_optional_str(data, "type", 16),
+        status=_optional_str(data, "status", 32),
+        enterprise_project_id=_optional_str(data, "enterprise_project_id", 64),
+        create_by=_optional_str(data, "create_by", 64),
+        sort_field=_optional_str(data, "sort_field", 64),
+        search_time_start=_optional_int(data, "search_time_start", 0, 9999999999999),
+        search_time_end=_optional_int(data, "search_time_end", 0, 9999999999999),
+    )
+    if query.type is not None and query.type not in WORKFLOW_TYPES:
+        raise invalid_param()
+    if query.status is not None and query.status not in WORKFLOW_STATUSES:
+        raise invalid_param()
+    if query.sort_field is not None and query.sort_field not in WORKFLOW_SORT_FIELDS:
+        raise invalid_param()
+    sort_type = _optional_str(data, "sort_type", 16)
+    if sort_type is not None:
+        if sort_type.upper() not in ("ASC", "DESC"):
+            raise invalid_param()
+        query.sort_type = sort_type.upper()
+    tags = data.get("tags")
+    if tags is not None:
+        if not isinstance(tags, dict) or len(tags) > 10:
+            raise invalid_param()
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in tags.items()):
+            raise invalid_param()
+        query.tags = dict(tags)
+    page = _optional_int(data, "page", 1, 9999999)
+    size = _optional_int(data, "size", 1, 100)
+    query.page = 1 if page is None else page
+    query.size = 10 if size is None else size
+    return query
+
+
+def _list_workflows(state: EmulatorState, request: _Request) -> _Response:
+    elements, total = state.list_workflows(_parse_workflow_query(request.body))
+    return _json(200, {"elements": elements, "total_elements": total})
+
+
+def _route(method: str, path: str, handler: _Handler, *, authenticated: bool = True) -> _Route:
+    template = tuple(path.split("/"))
+    return _Route(method, template, handler, authenticated, aom=path.startswith("/v1/"))
+
+
+_EXECUTIONS = "/v1/{project_id}/cms/workflow/{workflow_id}/executions"
+ROUTES: tuple[_Route, ...] = (
+    _route("POST", "/v3/auth/tokens", _issue_token, authenticated=False),
+    _route("GET", "/v3/projects", _list_projects),
+    _route("POST", _EXECUTIONS, _execute),
+    _route("GET", _EXECUTIONS, _list_executions),
+    _route("GET", _EXECUTIONS + "/{execution_id}/status", _execution_status),
+    _route("POST", _EXECUTIONS + "/{execution_id}/terminate", _terminate),
+    _route("POST", "/v1/{project_id}/cms/workflow-list", _list_workflows),
+)
+
+
+def _check_aom_request(state: EmulatorState, request: _Request) -> None:
+    """Parameter rules, then the AOM service's own project check."""
+    params = request.params
+    if len(params["project_id"]) != PROJECT_ID_LENGTH:
+        raise invalid_param()
+    for name in ("workflow_id", "execution_id"):
+        if name in params and not 1 <= len(params[name]) <= MAX_ID_LENGTH:
+            raise invalid_param()
+    project_header = request.caller.project_header if request.caller else None
+    if params["project_id"] != state.config.project_id or (
+        project_header is not None and project_header != params["project_id"]
+    ):
+        raise aom_error(401, AOM_AUTH_FAILED, "auth failed.")
+
+
+def dispatch(state: EmulatorState, request: _Request) -> _Response:
+    """Route, authenticate and handle one request; errors become their response."""
+    try:
+        segments = [unquote(segment) for segment in request.raw_path.split("/")]
+        for route in ROUTES:
+            params = route.match(request.method, segments)
+            if params is not None:
+                break
+        else:
+            raise gateway_error(
+                404,
+                APIG_API_NOT_FOUND,
+                "The API does not exist or has not been published in the environment",
+                request.request_id,
+            )
+        request.params = params
+        if route.authenticated:
+            request.caller = authenticate(
+                state,
+                method=request.method,
+                raw_path=request.raw_path,
+                raw_query=request.raw_query,
+                headers=request.headers,
+                body=request.body,
+                request_id=request.request_id,
+            )
+        if route.aom:
+            _check_aom_request(state, request)
+        return route.handler(state, request)
+    except ApiError as error:
+        return _json(error.status, error.body, error.headers)
+    except Exception:
+        logger.exception("emulator: unexpected error handling %s %s", request.method, request.raw_path)
+        return _json(500, aom_error(500, AOM_INTERNAL_ERROR, "execution internal server error.").body)
+
+
+def fault_response(fault: Fault, request_id: str) -> _Response:
+    """The answer of a ``status`` fault: the body the layer owning that status would send."""
+    status = fault.status
+    headers: dict[str, str] = {}
+    if fault.retry_after is not None:
+        headers["Retry-After"] = _seconds(fault.retry_after)
+    if status == 429:
+        error = gateway_error(status, fault.error_code or APIG_THROTTLED, THROTTLED_MESSAGE, request_id)
+    elif status in (502, 503, 504):
+        message = "Backend timeout." if status == 504 else "Backend unavailable."
+        error = gateway_error(status, fault.error_code or APIG_BACKEND_ERROR, message, request_id)
+    elif status >= 500:
+        error = aom_error(status, fault.error_code or AOM_INTERNAL_ERROR, "execution internal server error.")
+    elif status == 401:
+        error = aom_error(status, fault.error_code or AOM_AUTH_FAILED, "auth failed.")
+    elif status == 404:
+        error = aom_error(status, fault.error_code or AOM_WORKFLOW_NOT_EXIST, "workflow not exist.")
+    else:
+        error = aom_error(status, fault.error_code or AOM_INVALID_PARAM, "Invalid param")
+    return _json(status, error.body, headers)
+
+
+# -- admin ---------------------------------------------------------------------
+
+_FAULT_ARGUMENTS = frozenset({"kind", "method", "path", "count", "status", "retry_after", "delay", "error_code"})
+_WORKFLOW_FIELDS = frozenset({"id", "name", "outcome", "duration", "approvers", "type"})
+
+
+def _admin_payload(body: bytes) -> JsonDict:
+    try:
+        data = json.loads(body or b"{}")
+    except ValueError:
+        raise ValueError("body must be a JSON object") from None
+    if not isinstance(data, dict):
+        raise ValueError("body must be a JSON object")
+    return data
+
+
+def admin(state: EmulatorState, method: str, path: str, body: bytes) -> _Response:
+    """The unauthenticated ``/_emulator/*`` control endpoints."""
+    ok = {"result": "ok"}
+    try:
+        if method == "GET" and path == "/_emulator/executions":
+            return _json(200, state.executions())
+        if method == "GET" and path == "/_emulator/requests":
+            return _json(200, state.requests())
+        if method == "GET" and path == "/_emulator/faults":
+            return _json(200, state.faults())
+        if method == "POST" and path == "/_emulator/faults":
+            data = _admin_payload(body)
+            unknown = set(data) - _FAULT_ARGUMENTS
+            if unknown or "kind" not in data:
+                raise ValueError(f"expected 'kind' and only {sorted(_FAULT_ARGUMENTS)}")
+            kind = data.pop("kind")
+            if not isinstance(kind, str):
+                raise ValueError("kind must be a string")
+            state.add_fault(kind, **data)
+            return _json(200, ok)
+        if method == "DELETE" and path == "/_emulator/faults":
+            state.clear_faults()
+            return _json(200, ok)
+        if method == "GET" and path == "/_emulator/workflows":
+            return _json(200, [asdict(spec) for spec in state.workflows()])
+        if method == "POST" and path == "/_emulator/workflows":
+            data = _admin_payload(body)
+            unknown = set(data) - _WORKFLOW_FIELDS
+            if unknown or not {"id", "outcome", "duration"} <= set(data):
+                raise ValueError(f"expected id, outcome, duration and only {sorted(_WORKFLOW_FIELDS)}")
+            data.setdefault("name", data["id"])
+            state.add_workflow(WorkflowSpec(**data))
+            return _json(200, ok)
+        if method == "POST" and path == "/_emulator/expire-tokens":
+            state.expire_tokens()
+            return _json(200, ok)
+        if method == "POST" and path == "/_emulator/reset":
+            state.reset()
+            return _json(200, ok)
+    except (TypeError, ValueError) as exc:
+        return _json(400, {"error": str(exc)})
+    return _json(404, {"error": f"no admin endpoint {method} {path}"})
+
+
+# -- HTTP plumbing -------------------------------------------------------------
+
+
+class _Server(ThreadingHTTPServer):
+    """Threaded HTTP/1.1 server that can close its keep-alive connections on stop."""
+
+    daemon_threads = True
+    # Idle keep-alive connections would make server_close() wait forever;
+    # stop() shuts those sockets down itself instead.
+    block_on_close = False
+
+    def __init__(self, address: tuple[str, int], state: EmulatorState) -> None:
+        self.state = state
+        self.stopping = threading.Event()
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
+        super().__init__(address, _RequestHandler)
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind does a reverse DNS lookup (getfqdn) that can
+        # stall for seconds without a resolver; the name is never used here.
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = self.bound_address()
+
+    def bound_address(self) -> tuple[str, int]:
+        host, port = self.socket.getsockname()[:2]
+        return str(host), int(port)
+
+    def base_url(self) -> str:
+        host, port = self.bound_address()
+        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # Clients that time out or hang up mid-answer are expected (fault
+        # injection provokes exactly that); a traceback on stderr is noise.
+        logger.debug("emulator: connection error from %s", client_address, exc_info=True)
+
+    def track(self, connection: socket.socket) -> None:
+        with self._connections_lock:
+            self._connections.add(connection)
+
+    def untrack(self, connection: socket.socket) -> None:
+        with self._connections_lock:
+            self._connections.discard(connection)
+
+    def close_connections(self) -> None:
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+
+
+class _RequestHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "AomEmulator/1.0"
+    # Idle keep-alive connections are closed after this many seconds.
+    timeout = 300
+    # Headers and body go out in two writes; with Nagle on, the client's
+    # delayed ACK would add ~40 ms to every keep-alive response.
+    disable_nagle_algorithm = True
+    server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.track(self.connection)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.untrack(self.connection)
+
+    def version_string(self) -> str:
+        return self.server_version
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        # The access log is written by _serve, once the outcome is known.
+        return
+
+    def log_message(self, format: str, *args: Any) -> None:
+        logger.debug("emulator: %s %s", self.address_string(), format % args)
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    def do_POST(self) -> None:
+        self._serve()
+
+    def do_PUT(self) -> None:
+        self._serve()
+
+    def do_DELETE(self) -> None:
+        self._serve()
+
+    def do_PATCH(self) -> None:
+        self._serve()
+
+    def _read_body(self) -> bytes:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            chunks: list[bytes] = []
+            while True:
+                size = int(self.rfile.readline(65537).split(b";", 1)[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
+                        pass
+                    return b"".join(chunks)
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline(65537)
+        length = int(self.headers.get("Content-Length") or 0)
+        if length < 0:
+            raise ValueError("negative Content-Length")
+        return self.rfile.read(length) if length else b""
+
+    def _send(self, response: _Response, request_id: str) -> None:
+        self.send_response(response.status)
+        self.send_header("Content-Type", response.content_type)
+        self.send_header("Content-Length", str(len(response.body)))
+        self.send_header("X-Request-Id", request_id)
+        for name, value in response.headers.items():
+            self.send_header(name, value)
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(response.body)
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """Protocol-level errors (bad request line, unsupported method) as gateway JSON."""
+        request_id = uuid.uuid4().hex
+        try:
+            phrase = HTTPStatus(code).phrase
+        except ValueError:
+            phrase = "Error"
+        body = json.dumps({"error_code": APIG_BACKEND_ERROR, "error_msg": message or phrase, "request_id": request_id})
+        payload = body.encode("utf-8")
+        self.close_connection = True
+        self.send_response(code, message)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.send_header("X-Request-Id", request_id)
+        self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD" and code >= 200 and code not in (HTTPStatus.NO_CONTENT, HTTPStatus.NOT_MODIFIED):
+            self.wfile.write(payload)
+
+    def _drop(self) -> None:
+        """End the connection without a response (the client sees a reset/EOF)."""
+        self.close_connection = True
+
+    def _base_url(self) -> str:
+        host = self.headers.get("Host")
+        return f"http://{host}" if host else self.server.base_url()
+
+    def _serve(self) -> None:
+        state = self.server.state
+        request_id = uuid.uuid4().hex
+        target = self.path.split("#", 1)[0]
+        raw_path, _, raw_query = target.partition("?")
+        if raw_path == ADMIN_PREFIX or raw_path.startswith(ADMIN_PREFIX + "/"):
+            try:
+                body = self._read_body()
+            except (ValueError, OSError):
+                self.close_connection = True
+                self._send(_json(400, {"error": "unreadable request body"}), request_id)
+                return
+            response = admin(state, self.command, raw_path, body)
+            self._send(response, request_id)
+            logger.debug("emulator admin: %s %s %s", self.command, raw_path, response.status)
+            return
+
+        kind = auth_kind(self.headers)
+        fault = state.take_fault(self.command, raw_path, has_token=kind == "token")
+        fault_kind = fault.kind if fault else None
+        if fault is not None and fault.delay > 0 and self.server.stopping.wait(fault.delay):
+            self._drop()
+            return
+        if fault_kind == "drop_before":
+            self._log(raw_path, raw_query, 0, kind, fault_kind, request_id)
+            self._drop()
+            return
+        try:
+            body = self._read_body()
+        except (ValueError, OSError):
+            self.close_connection = True
+            error = gateway_error(400, APIG_BACKEND_ERROR, "API request error.", request_id)
+            self._log(raw_path, raw_query, 400, kind, fault_kind, request_id)
+            self._send(_json(400, error.body), request_id)
+            return
+
+        if fault is not None and fault.kind == "status":
+            response = fault_response(fault, request_id)
+        elif fault_kind == "expire_token":
+            # The presented token expires now (an issued one stays expired, so the
+            # client must fetch a new one); a static token only fails this request.
+            expires_at = state.expire_token(self.headers.get("X-Auth-Token", "").strip())
+            error = iam_auth_error(f"token expires, expires_at: {iso_utc(expires_at)}", request_id)
+            response = _json(error.status, error.body)
+        else:
+            request = _Request(
+                method=self.command,
+                raw_path=raw_path,
+                raw_query=raw_query,
+                params={},
+                headers=self.headers,
+                body=body,
+                request_id=request_id,
+                base_url=self._base_url(),
+            )
+            response = dispatch(state, request)
+        if raw_path.startswith("/v3/") and response.status < 500:
+            response.headers.setdefault("X-IAM-Trace-Id", request_id)
+
+        if fault_kind == "drop_after":
+            self._log(raw_path, raw_query, response.status, kind, fault_kind, request_id)
+            self._drop()
+            return
+        if fault_kind == "malformed":
+            response = _Response(200, MALFORMED_BODY, "text/html")
+        elif fault_kind == "truncated":
+            response = _Response(200, response.body[: len(response.body) // 2])
+        # Logged before sending: a client that reads the log right after its
+        # response must find its request there.
+        self._log(raw_path, raw_query, response.status, kind, fault_kind, request_id)
+        self._send(response, request_id)
+
+    def _log(self, path: str, query: str, status: int, kind: str, fault: str | None, request_id: str) -> None:
+        state = self.server.state
+        state.record_request(
+            RequestRecord(
+                time=state.now(),
+                method=self.command,
+                path=path,
+                query=query,
+                status=status,
+                auth=kind,
+                fault=fault,
+                request_id=request_id,
+            )
+        )
+        # Path only: query strings and headers never reach the log, so neither
+        # do tokens or signatures.
+        logger.info(
+            '%s "%s %s" %s auth=%s%s',
+            self.client_address[0],
+            self.command,
+            path,
+            status if status else "dropped",
+            kind,
+            f" fault={fault}" if fault else "",
+        )
+
+
+class AomEmulator:
+    """IAM + AOM automation emulator served from a background thread.
+
+    ``with AomEmulator() as emu: ...`` or ``emu = AomEmulator().start()`` /
+    ``emu.stop()``; ``emu.base_url`` is both the AOM and the IAM endpoint.
+    """
+
+    def __init__(self, config: EmulatorConfig | None = None) -> None:
+        self.config = config if config is not None else EmulatorConfig()
+        self.state = EmulatorState(self.config)
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._base_url: str | None = None
+
+    def start(self) -> AomEmulator:
+        """Bind and serve in a daemon thread; returns self."""
+        if self._server is not None:
+            raise RuntimeError("the emulator is already running")
+        server = _Server((self.config.host, self.config.port), self.state)
+        self._base_url = server.base_url()
+        port = server.bound_address()[1]
+        thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"aom-emulator-{port}",
+            daemon=True,
+        )
+        self._server, self._thread = server, thread
+        thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, close every connection and the socket, join the thread."""
+        server, thread = self._server, self._thread
+        if server is None:
+            return
+        self._server, self._thread = None, None
+        server.stopping.set()
+        server.shutdown()
+        server.close_connections()
+        server.server_close()
+        if thread is not None:
+            thread.join(timeout=10)
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    @property
+    def base_url(self) -> str:
+        """``http://HOST:PORT`` (known once started)."""
+        if self._base_url is None:
+            raise RuntimeError("the emulator has not been started")
+        return self._base_url
+
+    @property
+    def port(self) -> int:
+        return int(self.base_url.rsplit(":", 1)[1])
+
+    def __enter__(self) -> AomEmulator:
+        if self._server is None:
+            self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -1,0 +1,585 @@
+"""Thread-safe in-memory state of the emulator: workflows, executions, tokens, faults, log.
+
+Executions are not driven by timers: their status is derived from the clock each
+time they are read, so a stopped or idle emulator costs nothing and the status
+moves exactly with wall time.
+"""
+
+from __future__ import annotations
+
+import copy
+import hmac
+import re
+import secrets
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from airflow_provider_aom.emulator.models import (
+    EmulatorConfig,
+    WorkflowSpec,
+    default_workflows,
+)
+
+FAULT_KINDS = (
+    "delay",
+    "drop_before",
+    "drop_after",
+    "status",
+    "malformed",
+    "truncated",
+    "expire_token",
+)
+TERMINAL_STATUSES = frozenset({"success", "fail", "cancel"})
+WORKFLOW_SORT_FIELDS = ("create_time", "update_time", "last_execution_start_time")
+FAILURE_MESSAGE = "script exited with code 1"
+
+JsonDict = dict[str, Any]
+
+
+def epoch_ms(moment: float) -> int:
+    """Seconds since the epoch to the integer milliseconds AOM uses."""
+    return int(moment * 1000)
+
+
+@dataclass
+class Fault:
+    """An injected fault; ``remaining`` counts down as matching requests consume it."""
+
+    kind: str
+    method: str | None
+    path: str
+    remaining: int
+    status: int
+    retry_after: float | None
+    delay: float
+    error_code: str | None
+    pattern: re.Pattern[str] = field(repr=False)
+
+    def matches(self, method: str, path: str, has_token: bool) -> bool:
+        if self.method is not None and self.method.upper() != method.upper():
+            return False
+        # An expired-token fault means nothing to a request that carries no token
+        # (IAM token requests, AK/SK requests), so those leave it for a later one.
+        if self.kind == "expire_token" and not has_token:
+            return False
+        return self.pattern.search(path) is not None
+
+    def to_dict(self) -> JsonDict:
+        return {
+            "kind": self.kind,
+            "method": self.method,
+            "path": self.path,
+            "remaining": self.remaining,
+            "status": self.status,
+            "retry_after": self.retry_after,
+            "delay": self.delay,
+            "error_code": self.error_code,
+        }
+
+
+@dataclass
+class TokenRecord:
+    """An IAM token issued by the emulator (the token string itself is the dict key)."""
+
+    issued_at: float
+    expires_at: float
+
+
+@dataclass
+class RequestRecord:
+    """One entry of the request log (never holds credentials)."""
+
+    time: float
+    method: str
+    path: str
+    query: str
+    status: int
+    auth: str
+    fault: str | None
+    request_id: str
+
+
+@dataclass
+class _Node:
+    node_id: str
+    function_execution_id: str
+    start: float
+    # None: the node never ends by itself (an approval node waits for people).
+    end: float | None
+    fails: bool
+
+
+@dataclass
+class Execution:
+    """One run of a workflow; its status is a pure function of the clock."""
+
+    execution_id: str
+    workflow_id: str
+    outcome: str
+    duration: float
+    approvers: list[str]
+    created_at: float
+    created_by: str
+    workflow_edit_time: int
+    snapshot_id: str
+    nodes: list[_Node]
+    cancelled_at: float | None = None
+
+    @classmethod
+    def create(cls, spec: WorkflowSpec, edit_time: int, created_by: str, now: float) -> Execution:
+        half = spec.duration / 2
+        if spec.outcome == "approval":
+            nodes = [
+                _Node("node_1", uuid.uuid4().hex, 0.0, spec.duration, False),
+                _Node("approval_1", uuid.uuid4().hex, spec.duration, None, False),
+            ]
+        else:
+            nodes = [
+                _Node("node_1", uuid.uuid4().hex, 0.0, half, False),
+                _Node("node_2", uuid.uuid4().hex, half, spec.duration, spec.outcome == "fail"),
+            ]
+        return cls(
+            execution_id=str(uuid.uuid4()),
+            workflow_id=spec.id,
+            outcome=spec.outcome,
+            duration=spec.duration,
+            approvers=list(spec.approvers) if spec.outcome == "approval" else [],
+            created_at=now,
+            created_by=created_by,
+            workflow_edit_time=edit_time,
+            snapshot_id=uuid.uuid4().hex,
+            nodes=nodes,
+        )
+
+    def _elapsed(self, now: float) -> float:
+        moment = now if self.cancelled_at is None else min(now, self.cancelled_at)
+        return max(0.0, moment - self.created_at)
+
+    def status_at(self, now: float) -> str:
+        if self.cancelled_at is not None:
+            return "cancel"
+        if self._elapsed(now) < self.duration:
+            return "executing"
+        return {"success": "success", "fail": "fail"}.get(self.outcome, "waitApproval")
+
+    def _node_result(self, node: _Node, elapsed: float) -> JsonDict:
+        begin = epoch_ms(self.created_at + node.start)
+        if node.end is not None and elapsed >= node.end:
+            end = epoch_ms(self.created_at + node.end)
+            if node.fails:
+                status = "fail"
+                output: JsonDict = {
+                    "code": 1,
+                    "message": f"{node.node_id} failed: {FAILURE_MESSAGE}",
+                    "error_msg": FAILURE_MESSAGE,
+                }
+            else:
+                status = "success"
+                output = {"code": 0, "message": f"{node.node_id} finished successfully"}
+        elif self.cancelled_at is not None:
+            status, end = "cancel", epoch_ms(self.cancelled_at)
+            output = {"message": "execution terminated by user"}
+        elif node.end is None:
+            status, end = "waitApproval", 0
+            output = {"message": "waiting for approval", "approvers": list(self.approvers)}
+        else:
+            status, end, output = "executing", 0, {}
+        return {
+            "node_id": node.node_id,
+            "begin_time": begin,
+            "end_time": end,
+            "function_execution_id": node.function_execution_id,
+            "output": output,
+            "status": status,
+        }
+
+    def detail(self, now: float, project_id: str) -> JsonDict:
+        """The ``SearchWorkflowExecutionDetail`` body (§1.2) as of ``now``."""
+        elapsed = self._elapsed(now)
+        status = self.status_at(now)
+        # The first node always exists, so the list is never empty (§1.3 asks 1-200).
+        results = [
+            self._node_result(node, elapsed)
+            for index, node in enumerate(self.nodes)
+            if index == 0 or elapsed >= node.start
+        ]
+        events = [0.0]
+        for node in self.nodes:
+            if elapsed >= node.start:
+                events.append(node.start)
+            if node.end is not None and elapsed >= node.end:
+                events.append(node.end)
+        last_update = self.created_at + max(events)
+        if self.cancelled_at is not None:
+            last_update = self.cancelled_at
+        if status == "cancel" and self.cancelled_at is not None:
+            end_time = epoch_ms(self.cancelled_at)
+        elif status in TERMINAL_STATUSES:
+            end_time = epoch_ms(self.created_at + self.duration)
+        else:
+            end_time = 0
+        return {
+            "workflow_id": self.workflow_id,
+            "execution_id": self.execution_id,
+            "status": status,
+            "begin_time": epoch_ms(self.created_at),
+            "end_time": end_time,
+            "last_update_time": epoch_ms(last_update),
+            "execution_result_list": results,
+            "approve_user_name_list": list(self.approvers),
+            "project_id": project_id,
+            "workflow_edit_time": self.workflow_edit_time,
+            "last_record_id_with_snapshot": self.snapshot_id,
+        }
+
+    def brief(self, now: float, project_id: str) -> JsonDict:
+        """The ``WorkflowExecutionBrief`` (§1.3): the detail plus ``created_by``."""
+        body = self.detail(now, project_id)
+        body["created_by"] = self.created_by
+        return body
+
+
+@dataclass
+class _WorkflowRecord:
+    spec: WorkflowSpec
+    create_time: int
+    update_time: int
+
+
+@dataclass
+class WorkflowQuery:
+    """A validated ``WorkflowQueryParam`` (§1.6)."""
+
+    search: str | None = None
+    type: str | None = None
+    status: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    enterprise_project_id: str | None = None
+    create_by: str | None = None
+    sort_field: str | None = None
+    sort_type: str = "DESC"
+    search_time_start: int | None = None
+    search_time_end: int | None = None
+    page: int = 1
+    size: int = 10
+
+
+class EmulatorState:
+    """Everything the emulator remembers; every public method is thread-safe."""
+
+    def __init__(self, config: EmulatorConfig, clock: Callable[[], float] = time.time) -> None:
+        self.config = config
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._workflows: dict[str, _WorkflowRecord] = {}
+        self._executions: dict[str, Execution] = {}
+        self._tokens: dict[str, TokenRecord] = {}
+        self._faults: list[Fault] = []
+        self._log: list[RequestRecord] = []
+        specs = default_workflows() if config.workflows is None else config.workflows
+        for spec in specs:
+            self.add_workflow(spec)
+
+    def now(self) -> float:
+        return self._clock()
+
+    # -- test-facing API -------------------------------------------------
+
+    def executions(self) -> list[JsonDict]:
+        """Every execution created (as ``WorkflowExecutionBrief`` dicts), oldest first."""
+        with self._lock:
+            now = self.now()
+            pid = self.config.project_id
+            return [execution.brief(now, pid) for execution in self._executions.values()]
+
+    def requests(self) -> list[JsonDict]:
+        """The request log, oldest first (admin ``/_emulator/`` calls are not logged)."""
+        with self._lock:
+            return [asdict(record) for record in self._log]
+
+    def count_requests(self, method: str | None = None, path_prefix: str | None = None) -> int:
+        """How many logged requests have this method and a path starting with the prefix."""
+        with self._lock:
+            return sum(
+                1
+                for record in self._log
+                if (method is None or record.method.upper() == method.upper())
+                and (path_prefix is None or record.path.startswith(path_prefix))
+            )
+
+    def iam_token_requests(self) -> int:
+        """How many ``POST /v3/auth/tokens`` calls were received (whatever their outcome)."""
+        return self.count_requests("POST", "/v3/auth/tokens")
+
+    def add_fault(
+        self,
+        kind: str,
+        *,
+        method: str | None = None,
+        path: str = "",
+        count: int = 1,
+        status: int = 503,
+        retry_after: float | None = None,
+        delay: float = 0.0,
+        error_code: str | None = None,
+    ) -> None:
+        """Inject a fault into the next ``count`` requests matching ``method`` and ``path``.
+
+        ``path`` is a regular expression searched in the raw request path.
+        """
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {kind!r}; expected one of {', '.join(FAULT_KINDS)}")
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise ValueError("count must be a positive integer")
+        if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
+            raise ValueError("status must be an HTTP status code")
+        if isinstance(delay, bool) or not isinstance(delay, (int, float)) or delay < 0:
+            raise ValueError("delay must be a non-negative number of seconds")
+        if retry_after is not None and (
+            isinstance(retry_after, bool) or not isinstance(retry_after, (int, float)) or retry_after < 0
+        ):
+            raise ValueError("retry_after must be a non-negative number of seconds")
+        if method is not None and not isinstance(method, str):
+            raise ValueError("method must be a string")
+        if error_code is not None and not isinstance(error_code, str):
+            raise ValueError("error_code must be a string")
+        if not isinstance(path, str):
+            raise ValueError("path must be a regular expression string")
+        try:
+            pattern = re.compile(path)
+        except re.error as exc:
+            raise ValueError(f"path is not a valid regular expression: {exc}") from exc
+        fault = Fault(
+            kind=kind,
+            method=method,
+            path=path,
+            remaining=count,
+            status=status,
+            retry_after=None if retry_after is None else float(retry_after),
+            delay=float(delay),
+            error_code=error_code,
+            pattern=pattern,
+        )
+        with self._lock:
+            self._faults.append(fault)
+
+    def faults(self) -> list[JsonDict]:
+        """Faults not yet used up, in the order they are matched."""
+        with self._lock:
+            return [fault.to_dict() for fault in self._faults]
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def add_workflow(self, spec: WorkflowSpec) -> None:
+        """Add a workflow, or replace the one with the same id (keeping its create time)."""
+        spec.validate()
+        stored = copy.deepcopy(spec)
+        with self._lock:
+            now_ms = epoch_ms(self.now())
+            existing = self._workflows.get(spec.id)
+            create_time = existing.create_time if existing else now_ms
+            self._workflows[spec.id] = _WorkflowRecord(stored, create_time, now_ms)
+
+    def workflows(self) -> list[WorkflowSpec]:
+        with self._lock:
+            return [copy.deepcopy(record.spec) for record in self._workflows.values()]
+
+    def expire_tokens(self) -> None:
+        """Treat every token issued so far as expired (static tokens are not affected)."""
+        with self._lock:
+            now = self.now()
+            for record in self._tokens.values():
+                record.expires_at = min(record.expires_at, now)
+
+    def reset(self) -> None:
+        """Forget executions, faults and the request log (workflows and tokens stay)."""
+        with self._lock:
+            self._executions.clear()
+            self._faults.clear()
+            self._log.clear()
+
+    # -- used by the HTTP server ------------------------------------------
+
+    def take_fault(self, method: str, path: str, has_token: bool) -> Fault | None:
+        """Consume one use of the first fault matching this request, if any."""
+        with self._lock:
+            for fault in self._faults:
+                if fault.matches(method, path, has_token):
+                    fault.remaining -= 1
+                    if fault.remaining <= 0:
+                        self._faults.remove(fault)
+                    return fault
+        return None
+
+    def record_request(self, record: RequestRecord) -> None:
+        with self._lock:
+            self._log.append(record)
+
+    def issue_token(self) -> tuple[str, TokenRecord]:
+        """A fresh opaque ``MII…`` token, valid for ``config.token_ttl`` seconds."""
+        # Real tokens are several KB; a few hundred characters keep the shape
+        # (long, opaque, URL-safe) without bloating every request.
+        token = "MII" + secrets.token_urlsafe(300)
+        with self._lock:
+            now = self.now()
+            record = TokenRecord(issued_at=now, expires_at=now + self.config.token_ttl)
+            self._tokens[token] = record
+            return token, copy.copy(record)
+
+    def token_status(self, token: str) -> tuple[str, float | None]:
+        """``("valid", None)``, ``("expired", expires_at)`` or ``("unknown", None)``."""
+        if any(hmac.compare_digest(token.encode(), s.encode()) for s in self.config.static_tokens):
+            return "valid", None
+        with self._lock:
+            record = self._tokens.get(token)
+            if record is None:
+                return "unknown", None
+            if self.now() >= record.expires_at:
+                return "expired", record.expires_at
+            return "valid", None
+
+    def expire_token(self, token: str) -> float:
+        """Mark one token expired now; returns the expiry time to report."""
+        with self._lock:
+            now = self.now()
+            record = self._tokens.get(token)
+            if record is not None:
+                record.expires_at = min(record.expires_at, now)
+                return record.expires_at
+            return now
+
+    def has_workflow(self, workflow_id: str) -> bool:
+        with self._lock:
+            return workflow_id in self._workflows
+
+    def create_execution(self, workflow_id: str, created_by: str) -> str | None:
+        """Start an execution; None when the workflow does not exist."""
+        with self._lock:
+            record = self._workflows.get(workflow_id)
+            if record is None:
+                return None
+            execution = Execution.create(record.spec, record.update_time, created_by, self.now())
+            self._executions[execution.execution_id] = execution
+            return execution.execution_id
+
+    def execution_detail(self, workflow_id: str, execution_id: str) -> JsonDict | None:
+        with self._lock:
+            execution = self._executions.get(execution_id)
+            if execution is None or execution.workflow_id != workflow_id:
+                return None
+            return execution.detail(self.now(), self.config.project_id)
+
+    def list_executions(self, workflow_id: str) -> list[JsonDict]:
+        """Briefs of the workflow's executions, newest first."""
+        with self._lock:
+            now = self.now()
+            pid = self.config.project_id
+            return [
+                execution.brief(now, pid)
+                for execution in reversed(self._executions.values())
+                if execution.workflow_id == workflow_id
+            ]
+
+    def terminate(self, workflow_id: str, execution_id: str) -> str:
+        """``"cancelled"``, ``"finished"`` (already terminal) or ``"missing"``."""
+        with self._lock:
+            execution = self._executions.get(execution_id)
+            if execution is None or execution.workflow_id != workflow_id:
+                return "missing"
+            now = self.now()
+            if execution.status_at(now) in TERMINAL_STATUSES:
+                return "finished"
+            execution.cancelled_at = now
+            return "cancelled"
+
+    def list_workflows(self, query: WorkflowQuery) -> tuple[list[JsonDict], int]:
+        """One page of ``Workflow`` objects matching the query, and the total match count."""
+        with self._lock:
+            now = self.now()
+            elements = [self._workflow_dict(record, now) for record in self._workflows.values()]
+        matched = [element for element in elements if _workflow_matches(element, query)]
+        if query.sort_field is not None:
+            sort_key = query.sort_field
+            matched.sort(key=lambda element: int(element[sort_key]), reverse=query.sort_type == "DESC")
+        start = (query.page - 1) * query.size
+        return matched[start : start + query.size], len(matched)
+
+    def _workflow_dict(self, record: _WorkflowRecord, now: float) -> JsonDict:
+        spec = record.spec
+        last: Execution | None = None
+        for execution in self._executions.values():
+            if execution.workflow_id == spec.id:
+                last = execution
+        user = self.config.iam_user
+        last_detail = last.detail(now, self.config.project_id) if last else None
+        return {
+            "id": spec.id,
+            "workflow_id": spec.id,
+            "name": spec.name,
+            "type": spec.type,
+            "description": f"Emulated workflow: {spec.outcome} after {spec.duration:g} s",
+            "tags": {},
+            "create_time": record.create_time,
+            "create_by": user,
+            "update_time": record.update_time,
+            "update_by": user,
+            "template_name": "",
+            "template_id": "",
+            "input": {},
+            "last_execution_id": last.execution_id if last else "",
+            "status": last_detail["status"] if last_detail else "",
+            "citation_urns": [],
+            "last_execution_end_time": last_detail["end_time"] if last_detail else 0,
+            "last_execution_start_time": last_detail["begin_time"] if last_detail else 0,
+            "quote": [],
+            "job_name": "",
+            "job_id": "",
+            "service_scenario": "",
+            "service_name": "",
+            "task_type": "script",
+            "project_id": self.config.project_id,
+            "task_status": "",
+            "nodes": [],
+            "edit_time": record.update_time,
+            "execution_action_rules": [],
+            "execution_permission": [],
+            "global_parameters": [],
+            "is_delete": False,
+            "steps": [],
+            "output": "",
+            "trigger_id": "",
+            "trigger_status": "",
+            "approve_id": "",
+            "template_i18n": {"en-us": {}, "zh-cn": {}},
+            "enterprise_project_id": "0",
+            "last_execute_by": last.created_by if last else "",
+        }
+
+
+def _workflow_matches(element: JsonDict, query: WorkflowQuery) -> bool:
+    if query.search is not None:
+        needle = query.search.lower()
+        if needle not in element["name"].lower() and needle not in element["description"].lower():
+            return False
+    if query.type is not None and element["type"] != query.type:
+        return False
+    if query.status is not None and element["status"] != query.status:
+        return False
+    if any(element["tags"].get(key) != value for key, value in query.tags.items()):
+        return False
+    # "all_granted_eps" is IAM's "every enterprise project I may see".
+    if query.enterprise_project_id not in (None, "all_granted_eps") and (
+        element["enterprise_project_id"] != query.enterprise_project_id
+    ):
+        return False
+    if query.create_by is not None and element["create_by"] != query.create_by:
+        return False
+    if query.search_time_start is not None and element["create_time"] < query.search_time_start:
+        return False
+    return query.search_time_end is None or element["create_time"] <= query.search_time_end
