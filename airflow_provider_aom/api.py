@@ -93,10 +93,7 @@ def _segment(value: str) -> str:
 
 
 def _workflow_path(project_id: str, workflow_id: str) -> str:
-    return (
-        f"/v1/{_segment(check_project_id(project_id))}/cms/workflow/"
-        f"{_segment(check_id('workflow_id', workflow_id))}"
-    )
+    return f"/v1/{_segment(check_project_id(project_id))}/cms/workflow/{_segment(check_id('workflow_id', workflow_id))}"
 
 
 # --------------------------------------------------------------------------- AOM requests
@@ -183,7 +180,9 @@ def list_projects(region: str) -> ApiRequest:
     )
 
 
-def password_token(*, username: str, password: str, domain_name: str, project_id: str | None, region: str | None) -> ApiRequest:
+def password_token(
+    *, username: str, password: str, domain_name: str, project_id: str | None, region: str | None
+) -> ApiRequest:
     """IAM ``POST /v3/auth/tokens`` for a project-scoped token (by id when known, else by region name)."""
     scope = {"id": project_id} if project_id else {"name": region}
     body = {

@@ -103,9 +103,7 @@ def _parse_base_url(value: str, what: str, conn_id: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise _error(f"Connection {conn_id!r}: {what} must be an http(s) URL, got {value!r}.")
     if parts.query or parts.fragment or parts.username or parts.password:
-        raise _error(
-            f"Connection {conn_id!r}: {what} must be a plain base URL (no query, fragment or user info)."
-        )
+        raise _error(f"Connection {conn_id!r}: {what} must be a plain base URL (no query, fragment or user info).")
     return url
 
 
@@ -264,7 +262,9 @@ class AomConnectionConfig:
         if proxies is not None and not (
             isinstance(proxies, Mapping) and all(isinstance(v, str) for v in proxies.values())
         ):
-            raise _error(f"Connection {conn_id!r}: extra.proxies must be an object like {{\"https\": \"http://proxy:3128\"}}.")
+            raise _error(
+                f'Connection {conn_id!r}: extra.proxies must be an object like {{"https": "http://proxy:3128"}}.'
+            )
 
         config = cls(
             conn_id=conn_id,
@@ -294,8 +294,7 @@ class AomConnectionConfig:
             parts = urlsplit(url)
             if url and parts.scheme == "http" and not is_loopback(parts.hostname or ""):
                 warnings.warn(
-                    f"Connection {self.conn_id!r} sends credentials over plain HTTP to {parts.hostname}; "
-                    "use https.",
+                    f"Connection {self.conn_id!r} sends credentials over plain HTTP to {parts.hostname}; use https.",
                     UserWarning,
                     stacklevel=3,
                 )

@@ -22,7 +22,7 @@ import hashlib
 import threading
 from collections.abc import Generator
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 from urllib.parse import urlsplit
 
 from airflow_provider_aom import api
@@ -52,7 +52,7 @@ class FetchToken:
     http: HttpRequest
 
 
-Step = Union[HttpRequest, FetchToken]
+Step = HttpRequest | FetchToken
 Flow = Generator[Step, Any, Any]
 
 # Project ids resolved from IAM, per identity and region, for the life of the process.

@@ -77,7 +77,9 @@ def approvers(detail: Mapping[str, Any]) -> str:
 class StatusTracker:
     """Logs each status change of one execution once (not every poll), and what a person must do."""
 
-    def __init__(self, workflow_id: str, execution_id: str, rules: StatusRules, log: Any, last: str | None = None) -> None:
+    def __init__(
+        self, workflow_id: str, execution_id: str, rules: StatusRules, log: Any, last: str | None = None
+    ) -> None:
         self.workflow_id = workflow_id
         self.execution_id = execution_id
         self.rules = rules
@@ -108,7 +110,6 @@ class StatusTracker:
 
 def failure_message(workflow_id: str, execution_id: str, detail: Mapping[str, Any]) -> str:
     node = failing_node(detail)
-    return (
-        f"AOM workflow {workflow_id} execution {execution_id} ended with status {detail.get('status')}"
-        + (f"; failing node: {node}." if node else ".")
+    return f"AOM workflow {workflow_id} execution {execution_id} ended with status {detail.get('status')}" + (
+        f"; failing node: {node}." if node else "."
     )

@@ -23,7 +23,10 @@ os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 # The DAGs folder (Airflow 3's bundle) holds the example DAGs and the tests' own DAG file.
 _DAGS_FOLDER = Path(_AIRFLOW_HOME) / "dags"
 _DAGS_FOLDER.mkdir()
-for _source in [*sorted((ROOT / "example_dags").glob("*.py")), ROOT / "tests" / "dags" / "dag_files" / "aom_test_dags.py"]:
+for _source in [
+    *sorted((ROOT / "example_dags").glob("*.py")),
+    ROOT / "tests" / "dags" / "dag_files" / "aom_test_dags.py",
+]:
     shutil.copy(_source, _DAGS_FOLDER / _source.name)
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(_DAGS_FOLDER)
 os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_AIRFLOW_HOME}/airflow.db"

@@ -121,9 +121,7 @@ def sign_headers(
     names = signed_header_names(result)
     canonical = canonical_request(method, path, query, result, names, body)
     signature = compute_signature(secret_key, string_to_sign(canonical, date_value))
-    result["Authorization"] = (
-        f"{ALGORITHM} Access={access_key}, SignedHeaders={';'.join(names)}, Signature={signature}"
-    )
+    result["Authorization"] = f"{ALGORITHM} Access={access_key}, SignedHeaders={';'.join(names)}, Signature={signature}"
     return result
 
 

@@ -49,9 +49,8 @@ def _ambiguous(exc: AomError) -> bool:
     """A submit failure after which an execution may exist (sent, then no clear answer)."""
     from airflow_provider_aom.exceptions import AomInvalidResponseError, AomServerError
 
-    return (
-        (isinstance(exc, AomTransportError) and exc.sent)
-        or isinstance(exc, (AomServerError, AomInvalidResponseError))
+    return (isinstance(exc, AomTransportError) and exc.sent) or isinstance(
+        exc, (AomServerError, AomInvalidResponseError)
     )
 
 
@@ -168,7 +167,11 @@ class AomHook(BaseHook):
                 workflow_id,
             )
             return candidates[0]
-        found = f"executions that began since then: {', '.join(candidates)}" if candidates else "no execution began since then"
+        found = (
+            f"executions that began since then: {', '.join(candidates)}"
+            if candidates
+            else "no execution began since then"
+        )
         raise AomAmbiguousSubmitError(
             f"Submitting workflow {workflow_id!r} failed ambiguously ({cause}); {found}. An execution may have "
             "started (or may still appear): check the workflow's executions in the AOM console and run the task "
@@ -346,9 +349,8 @@ class AomAsyncHook(BaseHook):
 
     async def get_config(self) -> AomConnectionConfig:
         if self._protocol is None:
-            from asgiref.sync import sync_to_async
-
             from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
+            from asgiref.sync import sync_to_async
 
             conn = await get_async_connection(self.aom_conn_id, hook=self)
             extra = await get_async_extra_dejson(conn)
@@ -430,9 +432,9 @@ class AomAsyncHook(BaseHook):
     async def _token(self, step: FetchToken) -> Any:
         import asyncio
 
+        from airflow.providers.common.compat.sdk import mask_secret
         from asgiref.sync import sync_to_async
 
-        from airflow.providers.common.compat.sdk import mask_secret
         from airflow_provider_aom.auth.tokens import parse_token_response
 
         protocol = await self._get_protocol()
@@ -461,7 +463,9 @@ class AomAsyncHook(BaseHook):
         shared = _shared_for_loop()
         client = shared.clients.get(key)
         if client is None:
-            verify: Any = ssl.create_default_context(cafile=config.verify) if isinstance(config.verify, str) else config.verify
+            verify: Any = (
+                ssl.create_default_context(cafile=config.verify) if isinstance(config.verify, str) else config.verify
+            )
             mounts = (
                 {
                     f"{scheme}://": httpx.AsyncHTTPTransport(proxy=url, verify=verify)

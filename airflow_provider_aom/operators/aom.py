@@ -26,7 +26,7 @@ _durable_warned = False
 SUBMITTED_AT_KEY = "aom_submitted_at"
 
 
-class AomExecuteWorkflowOperator(ResumableJobMixin, BaseOperator):  # type: ignore[misc]
+class AomExecuteWorkflowOperator(ResumableJobMixin, BaseOperator):
     """
     Start an execution of an AOM automation workflow; optionally wait for its end.
 
@@ -131,7 +131,7 @@ class AomExecuteWorkflowOperator(ResumableJobMixin, BaseOperator):  # type: igno
     def submit_job(self, context: Context) -> str:
         self._submitted_at = time.time()
         execution_id = self.hook.execute_workflow(self.workflow_id, project_id=self.project_id or None)
-        store = context.get("task_state_store")  # type: ignore[call-overload]
+        store = context.get("task_state_store")
         if store is not None:
             store.set(SUBMITTED_AT_KEY, self._submitted_at)
         self.log.info("Started execution %s of AOM workflow %s.", execution_id, self.workflow_id)
@@ -196,16 +196,18 @@ class AomExecuteWorkflowOperator(ResumableJobMixin, BaseOperator):  # type: igno
         config = self.hook.config
         AomWorkflowExecutionLink.persist(
             context,
-            console_url(config.console_url, region=config.region, workflow_id=self.workflow_id, execution_id=execution_id),
+            console_url(
+                config.console_url, region=config.region, workflow_id=self.workflow_id, execution_id=execution_id
+            ),
         )
         self._announced = execution_id
 
     def _deadline(self, context: Context) -> float | None:
         if self.timeout is None:
             return None
-        store = context.get("task_state_store")  # type: ignore[call-overload]
+        store = context.get("task_state_store")
         first = store.get(SUBMITTED_AT_KEY) if store is not None else None
-        start = float(first) if first is not None else (self._submitted_at or time.time())
+        start = float(first) if isinstance(first, (int, float)) else (self._submitted_at or time.time())
         return start + self.timeout
 
     def _wait(self, context: Context, execution_id: str, deadline: float | None) -> str:
@@ -219,7 +221,9 @@ class AomExecuteWorkflowOperator(ResumableJobMixin, BaseOperator):  # type: igno
             outcome = tracker.observe(detail)
             if outcome != "running":
                 return self._finish(context, execution_id, outcome, detail)
-            pause = self.poll_interval if deadline is None else max(0.0, min(self.poll_interval, deadline - time.time()))
+            pause = (
+                self.poll_interval if deadline is None else max(0.0, min(self.poll_interval, deadline - time.time()))
+            )
             time.sleep(pause)
 
     def _finish(self, context: Context, execution_id: str, outcome: str, detail: dict[str, Any]) -> str:

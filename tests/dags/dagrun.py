@@ -46,7 +46,9 @@ def task_states(dag_run: Any) -> dict[str, str]:
             TaskInstance.dag_id == dag_run.dag_id, TaskInstance.run_id == dag_run.run_id
         )
         return {
-            (ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]"): str(ti.state.value if hasattr(ti.state, "value") else ti.state)
+            (ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]"): str(
+                ti.state.value if hasattr(ti.state, "value") else ti.state
+            )
             for ti in rows
         }
 

@@ -57,7 +57,12 @@ def test_deadline_terminates_the_execution(deferrable: bool, use_connection, emu
 def test_sensor_follows_an_upstream_execution(use_connection, emulator: AomEmulator) -> None:  # type: ignore[no-untyped-def]
     use_connection("token")
     dag_run = run(load_example("example_aom_run_then_sensor"))
-    assert task_states(dag_run) == {"start": "success", "wait": "success", "start_long": "success", "stop_long": "success"}
+    assert task_states(dag_run) == {
+        "start": "success",
+        "wait": "success",
+        "start_long": "success",
+        "stop_long": "success",
+    }
     by_workflow = {e["workflow_id"]: e for e in emulator.state.executions()}
     assert by_workflow["wf-success"]["status"] == "success"
     assert by_workflow["wf-long"]["status"] == "cancel"
@@ -72,7 +77,9 @@ def test_sensor_fails_on_a_failed_execution(deferrable: bool, use_connection, qu
 
 
 @pytest.mark.parametrize("deferrable", [False, True], ids=["sync", "deferrable"])
-def test_token_expiring_during_the_wait_is_renewed(deferrable: bool, use_connection, quick_workflows: AomEmulator) -> None:  # type: ignore[no-untyped-def]
+def test_token_expiring_during_the_wait_is_renewed(
+    deferrable: bool, use_connection, quick_workflows: AomEmulator
+) -> None:  # type: ignore[no-untyped-def]
     use_connection("password")
     quick_workflows.state.add_fault("expire_token", path="/status$", count=1)
     dag_run = run(load_test_dag(f"aom_wait_success_{_mode(deferrable)}"))
@@ -117,7 +124,11 @@ def test_dynamic_task_mapping(use_connection, emulator: AomEmulator) -> None:  #
     ids=["wrong-sk", "no-project-id", "unknown-workflow"],
 )
 def test_unfixable_errors_fail_once_without_retries(
-    mode: str, overrides: dict[str, Any], workflow_id: str, use_connection, emulator: AomEmulator  # type: ignore[no-untyped-def]
+    mode: str,
+    overrides: dict[str, Any],
+    workflow_id: str,
+    use_connection,
+    emulator: AomEmulator,  # type: ignore[no-untyped-def]
 ) -> None:
     use_connection(mode, **overrides)
     dag_run = run(load_test_dag("aom_fail_once"), conf={"workflow_id": workflow_id})

@@ -110,7 +110,11 @@ def test_aom_error_body() -> None:
 
 
 def test_gateway_error_body_with_request_id() -> None:
-    body = {"error_code": "APIG.0301", "error_msg": "Incorrect IAM authentication information: verify aksk signature fail", "request_id": "g-7"}
+    body = {
+        "error_code": "APIG.0301",
+        "error_msg": "Incorrect IAM authentication information: verify aksk signature fail",
+        "request_id": "g-7",
+    }
     with pytest.raises(AomAuthenticationError) as info:
         api.parse_execution_id(response(401, body), REQ)
     assert info.value.request_id == "g-7"

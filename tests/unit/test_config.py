@@ -12,7 +12,9 @@ from airflow_provider_aom.exceptions import AomConfigurationError
 PROJECT = "0123456789abcdef0123456789abcdef"
 
 
-def parse(host: str | None = None, login: str | None = None, password: str | None = None, **extra: Any) -> AomConnectionConfig:
+def parse(
+    host: str | None = None, login: str | None = None, password: str | None = None, **extra: Any
+) -> AomConnectionConfig:
     return AomConnectionConfig.from_parts(conn_id="c", host=host, login=login, password=password, extra=extra)
 
 
