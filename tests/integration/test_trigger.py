@@ -1,0 +1,173 @@
+"""AomWorkflowExecutionTrigger driven as a triggerer drives it, over real HTTP against the emulator."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+
+from airflow_provider_aom.emulator import AomEmulator, WorkflowSpec
+from airflow_provider_aom.hooks.aom import AomHook
+from airflow_provider_aom.triggers.aom import AomWorkflowExecutionTrigger
+
+
+async def first_event(trigger: AomWorkflowExecutionTrigger) -> dict[str, Any]:
+    events = [event async for event in trigger.run()]
+    assert len(events) == 1, "a trigger yields exactly one event"
+    return events[0].payload
+
+
+def round_trip(trigger: AomWorkflowExecutionTrigger) -> AomWorkflowExecutionTrigger:
+    """What a triggerer restart does: serialize, import the class by path, rebuild from kwargs."""
+    import importlib
+    import json
+
+    path, kwargs = trigger.serialize()
+    kwargs = json.loads(json.dumps(kwargs))  # JSON-only kwargs survive the database
+    module, _, name = path.rpartition(".")
+    cls = getattr(importlib.import_module(module), name)
+    return cls(**kwargs)  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def workflows(emulator: AomEmulator) -> AomEmulator:
+    for spec in (
+        WorkflowSpec(id="wf-quick", name="quick", outcome="success", duration=0.3),
+        WorkflowSpec(id="wf-quick-fail", name="quick fail", outcome="fail", duration=0.3),
+        WorkflowSpec(id="wf-wait", name="approval", outcome="approval", duration=0.1, approvers=["ops-lead"]),
+    ):
+        emulator.state.add_workflow(spec)
+    return emulator
+
+
+def start(workflow_id: str) -> str:
+    return AomHook().execute_workflow(workflow_id)
+
+
+def test_serialize_round_trip() -> None:
+    trigger = AomWorkflowExecutionTrigger(
+        workflow_id="wf",
+        execution_id="e1",
+        project_id=None,
+        poll_interval=5,
+        deadline=1_900_000_000.5,
+        success_statuses=["success"],
+        failure_statuses=["fail", "cancel"],
+        cancel_on_kill=False,
+        last_status="executing",
+    )
+    path, kwargs = trigger.serialize()
+    assert path == "airflow_provider_aom.triggers.aom.AomWorkflowExecutionTrigger"
+    assert round_trip(trigger).serialize() == (path, kwargs)
+
+
+async def test_success_event(use_connection, workflows: AomEmulator) -> None:  # type: ignore[no-untyped-def]
+    use_connection("aksk")
+    execution_id = start("wf-quick")
+    event = await first_event(
+        round_trip(AomWorkflowExecutionTrigger(workflow_id="wf-quick", execution_id=execution_id, poll_interval=0.1))
+    )
+    assert event["status"] == "success"
+    assert event["execution_id"] == execution_id
+    assert event["detail"]["status"] == "success"
+
+
+async def test_failure_event_names_the_failing_node(use_connection, workflows: AomEmulator) -> None:  # type: ignore[no-untyped-def]
+    use_connection("token")
+    execution_id = start("wf-quick-fail")
+    event = await first_event(
+        AomWorkflowExecutionTrigger(workflow_id="wf-quick-fail", execution_id=execution_id, poll_interval=0.1)
+    )
+    assert event["status"] == "failure"
+    assert event["execution_status"] == "fail"
+    assert execution_id in event["message"] and "wf-quick-fail" in event["message"]
+    assert "failing node" in event["message"]
+
+
+async def test_custom_status_sets(use_connection, workflows: AomEmulator) -> None:  # type: ignore[no-untyped-def]
+    use_connection("aksk")
+    execution_id = start("wf-wait")
+    await asyncio.sleep(0.3)
+    trigger = AomWorkflowExecutionTrigger(
+        workflow_id="wf-wait", execution_id=execution_id, poll_interval=0.1, failure_statuses=["WAITAPPROVAL"]
+    )
+    event = await first_event(trigger)
+    assert (event["status"], event["execution_status"]) == ("failure", "waitApproval")
+
+
+async def test_deadline_event(use_connection, workflows: AomEmulator) -> None:  # type: ignore[no-untyped-def]
+    use_connection("aksk")
+    execution_id = start("wf-long")
+    began = time.monotonic()
+    event = await first_event(
+        AomWorkflowExecutionTrigger(
+            workflow_id="wf-long", execution_id=execution_id, poll_interval=10, deadline=time.time() + 0.5
+        )
+    )
+    assert event["status"] == "timeout"
+    assert event["execution_status"] == "executing"
+    # The pause before the deadline is cut short: the trigger does not sleep a whole poll interval past it.
+    assert time.monotonic() - began < 5
+
+
+async def test_error_event_for_unknown_execution(use_connection, workflows: AomEmulator) -> None:  # type: ignore[no-untyped-def]
+    use_connection("aksk")
+    event = await first_event(
+        AomWorkflowExecutionTrigger(workflow_id="wf-quick", execution_id="nope", poll_interval=0.1)
+    )
+    assert event["status"] == "error"
+    assert "404" in event["message"]
+
+
+async def test_401_renews_the_token_once(use_connection, workflows: AomEmulator) -> None:  # type: ignore[no-untyped-def]
+    use_connection("password")
+    execution_id = start("wf-quick")
+    assert workflows.state.iam_token_requests() == 1
+    workflows.state.add_fault("expire_token", path="/status$", count=1)
+    event = await first_event(
+        AomWorkflowExecutionTrigger(workflow_id="wf-quick", execution_id=execution_id, poll_interval=0.1)
+    )
+    assert event["status"] == "success"
+    assert workflows.state.iam_token_requests() == 2
+
+
+async def test_transient_errors_while_polling_are_retried(use_connection, workflows: AomEmulator) -> None:  # type: ignore[no-untyped-def]
+    use_connection("aksk", extra={"retry_max_wait": 0.05})
+    execution_id = start("wf-quick")
+    workflows.state.add_fault("status", path="/status$", status=503, count=2)
+    workflows.state.add_fault("status", path="/status$", status=429, retry_after=0.05, count=1)
+    event = await first_event(
+        AomWorkflowExecutionTrigger(workflow_id="wf-quick", execution_id=execution_id, poll_interval=0.1)
+    )
+    assert event["status"] == "success"
+
+
+async def test_many_triggers_share_one_token_and_few_sockets(use_connection, workflows: AomEmulator) -> None:  # type: ignore[no-untyped-def]
+    use_connection("password")
+    ids = [start("wf-quick") for _ in range(20)]
+    triggers = [AomWorkflowExecutionTrigger(workflow_id="wf-quick", execution_id=i, poll_interval=0.1) for i in ids]
+    events = await asyncio.gather(*(first_event(t) for t in triggers))
+    assert {e["status"] for e in events} == {"success"}
+    assert workflows.state.iam_token_requests() == 1
+
+
+async def test_on_kill_terminates(use_connection, workflows: AomEmulator) -> None:  # type: ignore[no-untyped-def]
+    use_connection("aksk")
+    execution_id = start("wf-long")
+    await AomWorkflowExecutionTrigger(workflow_id="wf-long", execution_id=execution_id).on_kill()
+    assert AomHook().get_execution("wf-long", execution_id)["status"] == "cancel"
+
+
+async def test_on_kill_respects_cancel_on_kill(use_connection, workflows: AomEmulator) -> None:  # type: ignore[no-untyped-def]
+    use_connection("aksk")
+    execution_id = start("wf-long")
+    await AomWorkflowExecutionTrigger(workflow_id="wf-long", execution_id=execution_id, cancel_on_kill=False).on_kill()
+    assert AomHook().get_execution("wf-long", execution_id)["status"] == "executing"
+
+
+async def test_on_kill_is_best_effort(use_connection, workflows: AomEmulator) -> None:  # type: ignore[no-untyped-def]
+    use_connection("aksk")
+    # Terminating an unknown execution fails on the server; on_kill logs it and does not raise.
+    await AomWorkflowExecutionTrigger(workflow_id="wf-long", execution_id="gone").on_kill()
