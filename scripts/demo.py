@@ -68,7 +68,8 @@ def main() -> int:
             return 1
         execution = executions[0]
         print(f"demo: execution_id={execution['execution_id']} workflow={execution['workflow_id']}")
-        print(f"demo: execution ended as {execution['status']!r}; Airflow task {'succeeded' if result.returncode == 0 else 'FAILED'}")
+        task = "succeeded" if result.returncode == 0 else "FAILED"
+        print(f"demo: execution ended as {execution['status']!r}; Airflow task {task}")
         if reported and reported[-1] != execution["execution_id"]:
             print(f"demo: Airflow reported execution {reported[-1]}, not the emulator's", file=sys.stderr)
             return 1

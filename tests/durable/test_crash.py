@@ -6,6 +6,7 @@ with the LocalExecutor in a private AIRFLOW_HOME, and the emulator in-process; s
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -103,10 +104,8 @@ def cluster(tmp_path: Path) -> Iterator[tuple[dict[str, str], AomEmulator]]:
         yield env, emulator
     finally:
         for proc in procs:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
         for proc in procs:
             try:
                 proc.wait(timeout=20)
