@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from airflow_provider_aom import __version__
+from airflow_provider_aom.connection_form import conn_fields, ui_field_behaviour
 
 INTEGRATION = "Huawei Cloud AOM"
 
@@ -32,6 +33,8 @@ def get_provider_info() -> dict[str, Any]:
                 "connection-type": "huaweicloud_aom",
                 "hook-class-name": "airflow_provider_aom.hooks.aom.AomHook",
                 "hook-name": "Huawei Cloud AOM",
+                "conn-fields": conn_fields(),
+                "ui-field-behaviour": ui_field_behaviour(),
             }
         ],
     }

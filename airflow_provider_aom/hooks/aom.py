@@ -81,6 +81,20 @@ class AomHook(BaseHook):
         super().__init__(**kwargs)
         self.aom_conn_id = aom_conn_id
 
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """Extra fields of the connection form (Airflow 2.11 to 3.1; 3.2+ reads ``conn-fields``)."""
+        from airflow_provider_aom.connection_form import form_widgets
+
+        return form_widgets()
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Hidden, relabelled and placeholder fields (Airflow 2.11 to 3.1; 3.2+ reads ``ui-field-behaviour``)."""
+        from airflow_provider_aom.connection_form import BEHAVIOUR
+
+        return BEHAVIOUR
+
     # ------------------------------------------------------------------ connection
 
     @cached_property
