@@ -11,12 +11,14 @@ PIP_FLAGS ?= --quiet --disable-pip-version-check
 STAMP3 := $(VENV)/.installed-$(AIRFLOW3)
 STAMP2 := $(VENV2)/.installed-$(AIRFLOW2)
 
-.PHONY: demo test test-airflow3 test-airflow2 lint venv venv2 clean
+VENVDIST ?= .venv-dist
+
+.PHONY: demo test test-airflow3 test-airflow2 lint dist dist-check venv venv2 clean
 
 demo: $(STAMP3)
 	$(VENV)/bin/python scripts/demo.py
 
-test: lint test-airflow3 test-airflow2
+test: lint test-airflow3 test-airflow2 dist-check
 
 test-airflow3: $(STAMP3)
 	$(VENV)/bin/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
@@ -27,6 +29,20 @@ test-airflow2: $(STAMP2)
 lint: $(STAMP3)
 	$(VENV)/bin/ruff check airflow_provider_aom tests example_dags scripts
 	$(VENV)/bin/mypy
+
+# Build the wheel and sdist, check their metadata, install the wheel alone into a clean Airflow venv and
+# run the demo DAG with it (proves the package works without the source tree).
+dist: $(STAMP3)
+	rm -rf dist
+	$(VENV)/bin/python -m build --outdir dist . > /dev/null
+	$(VENV)/bin/python -m twine check --strict dist/*
+
+dist-check: dist
+	rm -rf $(VENVDIST)
+	$(PYTHON) -m venv $(VENVDIST)
+	$(VENVDIST)/bin/python -m pip install $(PIP_FLAGS) dist/*.whl "apache-airflow==$(AIRFLOW3)"
+	cd /tmp && $(CURDIR)/$(VENVDIST)/bin/python -c "import airflow_provider_aom, sys; assert 'site-packages' in airflow_provider_aom.__file__, airflow_provider_aom.__file__"
+	$(VENVDIST)/bin/python scripts/demo.py
 
 venv: $(STAMP3)
 venv2: $(STAMP2)
@@ -44,4 +60,4 @@ $(STAMP2): pyproject.toml
 	rm -f $(VENV2)/.installed-* && touch $@
 
 clean:
-	rm -rf $(VENV) $(VENV2) .demo build dist *.egg-info
+	rm -rf $(VENV) $(VENV2) $(VENVDIST) .demo build dist *.egg-info

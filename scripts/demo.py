@@ -30,6 +30,7 @@ def main() -> int:
         [sys.executable, "-m", "airflow_provider_aom.emulator", "--port", "0", "--quiet"],
         stdout=subprocess.PIPE,
         text=True,
+        cwd=home,  # not the source tree: the installed package is what runs
     )
     try:
         assert emulator.stdout is not None
@@ -54,9 +55,9 @@ def main() -> int:
             "PYTHONWARNINGS": "ignore",
         }
         airflow = [sys.executable, "-m", "airflow"]
-        subprocess.run([*airflow, "db", "migrate"], env=env, check=True, capture_output=True)
+        subprocess.run([*airflow, "db", "migrate"], env=env, check=True, capture_output=True, cwd=home)
         print(f"demo: airflow dags test {DAG_ID} (log: .demo/dags-test.log)")
-        result = subprocess.run([*airflow, "dags", "test", DAG_ID], env=env, capture_output=True, text=True)
+        result = subprocess.run([*airflow, "dags", "test", DAG_ID], env=env, capture_output=True, text=True, cwd=home)
         log = result.stdout + result.stderr
         (ROOT / ".demo" / "dags-test.log").write_text(log)
 
