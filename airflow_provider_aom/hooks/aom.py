@@ -60,7 +60,20 @@ def _host(request: HttpRequest) -> str:
     return urlsplit(request.url).netloc
 
 
-class AomHook(BaseHook):
+class _AomBaseHook(BaseHook):
+    """What the sync and async hooks share: the connection attributes Airflow registers."""
+
+    conn_name_attr = "aom_conn_id"
+    default_conn_name = "aom_default"
+    conn_type = CONN_TYPE
+    hook_name = "Huawei Cloud AOM"
+
+    def __init__(self, aom_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.aom_conn_id = aom_conn_id
+
+
+class AomHook(_AomBaseHook):
     """
     Calls the Huawei Cloud AOM Automation (workflow) API.
 
@@ -71,15 +84,6 @@ class AomHook(BaseHook):
 
     :param aom_conn_id: Airflow connection id of type ``huaweicloud_aom``.
     """
-
-    conn_name_attr = "aom_conn_id"
-    default_conn_name = "aom_default"
-    conn_type = CONN_TYPE
-    hook_name = "Huawei Cloud AOM"
-
-    def __init__(self, aom_conn_id: str = default_conn_name, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.aom_conn_id = aom_conn_id
 
     @classmethod
     def get_connection_form_widgets(cls) -> dict[str, Any]:
@@ -285,7 +289,7 @@ class AomHook(BaseHook):
                 request.method,
                 request.url,
                 headers=request.headers,
-                data=request.body,
+                data=request.body or None,
                 timeout=self.config.timeout,
                 allow_redirects=False,
             )
@@ -342,7 +346,7 @@ def _async_transport_error(exc: Exception, request: HttpRequest) -> AomTransport
     return AomTransportError(f"{action}: the connection to {_host(request)} broke before an answer.", sent=True)
 
 
-class AomAsyncHook(BaseHook):
+class AomAsyncHook(_AomBaseHook):
     """
     Async counterpart of :class:`AomHook` for triggers: same auth, requests and
     parsing (the shared protocol), driven with ``httpx``. The connection is
@@ -351,14 +355,8 @@ class AomAsyncHook(BaseHook):
     :param aom_conn_id: Airflow connection id of type ``huaweicloud_aom``.
     """
 
-    conn_name_attr = "aom_conn_id"
-    default_conn_name = "aom_default"
-    conn_type = CONN_TYPE
-    hook_name = "Huawei Cloud AOM (async)"
-
-    def __init__(self, aom_conn_id: str = default_conn_name, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.aom_conn_id = aom_conn_id
+    def __init__(self, aom_conn_id: str = _AomBaseHook.default_conn_name, **kwargs: Any) -> None:
+        super().__init__(aom_conn_id, **kwargs)
         self._protocol: AomProtocol | None = None
 
     async def get_config(self) -> AomConnectionConfig:
