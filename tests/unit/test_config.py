@@ -127,3 +127,20 @@ def test_repr_has_no_secrets() -> None:
 def test_plain_http_to_a_remote_host_warns() -> None:
     with pytest.warns(UserWarning, match="plain HTTP"):
         parse("http://aom.example.com", "AK", "SK", project_id=PROJECT)
+
+
+def test_documented_uri_form_parses() -> None:
+    from airflow.models.connection import Connection
+
+    uri = "huaweicloud-aom://my-iam-user:my%20password@/?auth_type=password&domain_name=my-account&region=cn-north-4"
+    conn = Connection(conn_id="aom_default", uri=uri)
+    config = AomConnectionConfig.from_connection(conn)
+    assert conn.conn_type == "huaweicloud_aom"
+    assert (config.auth_type, config.username, config.domain_name, config.region) == (
+        "password",
+        "my-iam-user",
+        "my-account",
+        "cn-north-4",
+    )
+    assert config.password == "my password"
+    assert config.endpoint == "https://aom.cn-north-4.myhuaweicloud.com"
