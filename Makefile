@@ -13,18 +13,22 @@ STAMP2 := $(VENV2)/.installed-$(AIRFLOW2)
 
 VENVDIST ?= .venv-dist
 
-.PHONY: demo test test-airflow3 test-airflow2 lint dist dist-check venv venv2 clean
+.PHONY: demo test test-airflow3 test-airflow2 lint dist dist-check browser-deps venv venv2 clean bench
 
 demo: $(STAMP3)
 	$(VENV)/bin/python scripts/demo.py
 
 test: lint test-airflow3 test-airflow2 dist-check
 
-test-airflow3: $(STAMP3)
+test-airflow3: $(STAMP3) browser-deps
 	$(VENV)/bin/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 test-airflow2: $(STAMP2)
 	$(VENV2)/bin/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+# Debian's chromium for tests/browser (driven by playwright; never `playwright install`).
+browser-deps:
+	test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 
 lint: $(STAMP3)
 	$(VENV)/bin/ruff check airflow_provider_aom tests example_dags scripts
@@ -50,7 +54,7 @@ venv2: $(STAMP2)
 $(STAMP3): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install $(PIP_FLAGS) --upgrade pip
-	$(VENV)/bin/python -m pip install $(PIP_FLAGS) -e ".[test]" "apache-airflow==$(AIRFLOW3)"
+	$(VENV)/bin/python -m pip install $(PIP_FLAGS) -e ".[test]" "apache-airflow==$(AIRFLOW3)" playwright
 	rm -f $(VENV)/.installed-* && touch $@
 
 $(STAMP2): pyproject.toml
@@ -61,3 +65,7 @@ $(STAMP2): pyproject.toml
 
 clean:
 	rm -rf $(VENV) $(VENV2) $(VENVDIST) .demo build dist *.egg-info
+
+bench: $(STAMP3)
+	$(VENV)/bin/python -m pip install $(PIP_FLAGS) matplotlib psutil apache-airflow-providers-http
+	$(VENV)/bin/python bench/run.py

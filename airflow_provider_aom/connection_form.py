@@ -71,6 +71,8 @@ def conn_fields() -> dict[str, Any]:
             schema["format"] = "password"
         if field.enum:
             schema["enum"] = [*field.enum, None]
+            # The UI labels each option; without this the empty choice reads "null".
+            schema["values_display"] = {**{value: value for value in field.enum}, "null": "(infer)"}
         if field.default is not None:
             schema["default"] = field.default
         result[field.name] = {"label": field.label, "description": field.description, "schema": schema}
