@@ -26,7 +26,7 @@ from airflow_provider_aom.exceptions import (
 MAX_BODY_BYTES = 16 * 1024 * 1024
 
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
-_PROJECT_ID_RE = re.compile(r"^[A-Za-z0-9]{32}$")
+_PROJECT_ID_RE = re.compile(r"[A-Za-z0-9]{32}")
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,8 @@ class ApiRequest:
     path: str
     action: str
     query: str = ""
-    body: bytes = b""
+    #: Not in repr(): the IAM token request's body holds the password.
+    body: bytes = field(default=b"", repr=False)
     #: False for calls that start something (the execute POST): never re-sent blindly.
     idempotent: bool = True
     #: "aom" or "iam": which base URL the path belongs to.
@@ -80,7 +81,7 @@ def check_id(name: str, value: Any, max_length: int = 64) -> str:
 
 
 def check_project_id(value: Any) -> str:
-    if not isinstance(value, str) or not _PROJECT_ID_RE.match(value):
+    if not isinstance(value, str) or not _PROJECT_ID_RE.fullmatch(value):
         raise AomConfigurationError(
             "project_id must be the 32-character project id from IAM (letters and digits only)."
         )
@@ -236,12 +237,11 @@ def error_from_response(response: ApiResponse, request: ApiRequest) -> AomApiErr
     code, msg, request_id = "", "", response.request_id
     try:
         payload = json.loads(response.body[:MAX_BODY_BYTES])
-    except ValueError:
-        msg = response.body[:300].decode("utf-8", "replace").strip()
-    else:
         code, msg = _find_error_fields(payload)
         if isinstance(payload, Mapping) and payload.get("request_id"):
             request_id = request_id or str(payload["request_id"])
+    except (ValueError, RecursionError):  # RecursionError: absurdly nested JSON
+        code, msg = "", response.body[:300].decode("utf-8", "replace").strip()
     return error_for_status(response.status)(
         status=response.status,
         error_code=code[:64],
@@ -264,7 +264,7 @@ def json_body(response: ApiResponse, request: ApiRequest) -> Any:
         )
     try:
         return json.loads(response.body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: absurdly nested JSON
         raise AomInvalidResponseError(
             f"{request.action}: the answer is not valid JSON (truncated or not from the AOM API?)",
             status=response.status,

@@ -17,6 +17,10 @@ from airflow.providers.common.compat.sdk import AirflowException, AirflowFailExc
 class AomError(AirflowException):
     """Base class of every error raised by the AOM provider."""
 
+    #: True when the failure happened before the request it was for was sent (e.g. while getting an IAM
+    #: token for it): such a request provably started nothing.
+    before_send: bool = False
+
 
 class AomConfigurationError(AomError, AirflowFailException):
     """The connection or an operator argument is missing, malformed or inconsistent."""
@@ -53,6 +57,11 @@ class AomApiError(AomError):
         action: str,
         retry_after: float | None = None,
     ) -> None:
+        from airflow.providers.common.compat.sdk import redact
+
+        # A gateway may echo the request back (APIG's signature failure includes the canonical request,
+        # X-Security-Token among its signed headers): drop every secret registered with the masker.
+        error_msg = str(redact(error_msg))
         self.status = status
         self.error_code = error_code
         self.error_msg = error_msg
@@ -119,8 +128,8 @@ class AomInvalidResponseError(AomError):
         self.request_id = request_id
 
 
-class AomAmbiguousSubmitError(AomError):
-    """A submit failed in a way that may have started an execution anyway."""
+class AomAmbiguousSubmitError(AomError, AirflowFailException):
+    """A submit failed in a way that may have started an execution anyway: an Airflow retry could start a second."""
 
 
 class AomExecutionFailedError(AomError):

@@ -42,7 +42,7 @@ class HttpRequest:
     method: str
     url: str
     headers: dict[str, str] = field(repr=False)
-    body: bytes
+    body: bytes = field(repr=False)
     api: ApiRequest
 
 

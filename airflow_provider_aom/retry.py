@@ -19,7 +19,7 @@ import random
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_aom.exceptions import AomServerError, AomThrottledError, AomTransportError
+from airflow_provider_aom.exceptions import AomError, AomServerError, AomThrottledError, AomTransportError
 
 if TYPE_CHECKING:
     from tenacity import AsyncRetrying, RetryCallState, Retrying
@@ -48,6 +48,8 @@ def is_transient(exc: BaseException) -> bool:
 
 def is_safe_to_resend_submit(exc: BaseException) -> bool:
     """True only when the execute POST provably started nothing."""
+    if isinstance(exc, AomError) and exc.before_send:  # getting the IAM token failed: the POST was not sent
+        return is_transient(exc)
     if isinstance(exc, AomTransportError):
         return not exc.sent
     return isinstance(exc, AomThrottledError)
@@ -63,7 +65,8 @@ class _Backoff:
         exc = state.outcome.exception() if state.outcome else None
         retry_after = getattr(exc, "retry_after", None)
         if retry_after is not None:
-            return float(min(retry_after, self.policy.max_wait))
+            # Never earlier than the server asked; stop_before_delay gives up instead when it would pass retry_total.
+            return float(retry_after)
         ceiling = min(self.policy.max_wait, self.policy.initial_wait * 2 ** (state.attempt_number - 1))
         return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not cryptography
 
@@ -75,11 +78,12 @@ def _log_retry(state: RetryCallState) -> None:
 
 
 def _kwargs(policy: RetryPolicy, predicate: Any) -> dict[str, Any]:
-    from tenacity import retry_if_exception, stop_after_attempt, stop_after_delay
+    from tenacity import retry_if_exception, stop_after_attempt, stop_any, stop_before_delay
 
     return {
         "retry": retry_if_exception(predicate),
-        "stop": stop_after_attempt(policy.attempts) | stop_after_delay(policy.total),
+        # stop_before_delay: no pause that would end past retry_total (tenacity >= 8.3).
+        "stop": stop_any(stop_after_attempt(policy.attempts), stop_before_delay(policy.total)),
         "wait": _Backoff(policy),
         "before_sleep": _log_retry,
         "reraise": True,

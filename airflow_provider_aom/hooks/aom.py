@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 import weakref
 from functools import cached_property
@@ -21,6 +22,20 @@ if TYPE_CHECKING:
     import requests
 
 log = logging.getLogger(__name__)
+
+_SUBJECT_TOKEN = re.compile(r"((?:b)?'x-subject-token', (?:b)?')[^']*(')", re.IGNORECASE)
+
+
+class _HideSubjectToken(logging.Filter):
+    """httpcore logs response headers at DEBUG, before the provider can mask a new IAM token."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str) and "subject-token" in record.msg.lower():
+            record.msg = _SUBJECT_TOKEN.sub(r"\1***\2", record.msg)
+        return True
+
+
+logging.getLogger("httpcore.http11").addFilter(_HideSubjectToken())
 
 
 def _transport_error(exc: Exception, request: HttpRequest) -> AomTransportError:
@@ -49,6 +64,8 @@ def _ambiguous(exc: AomError) -> bool:
     """A submit failure after which an execution may exist (sent, then no clear answer)."""
     from airflow_provider_aom.exceptions import AomInvalidResponseError, AomServerError
 
+    if exc.before_send:
+        return False
     return (isinstance(exc, AomTransportError) and exc.sent) or isinstance(
         exc, (AomServerError, AomInvalidResponseError)
     )
@@ -165,19 +182,27 @@ class AomHook(_AomBaseHook):
             workflow_id,
             cause,
         )
-        try:
-            executions = self.list_executions(workflow_id, project)
-        except AomError as exc:
-            raise AomAmbiguousSubmitError(
-                f"Submitting workflow {workflow_id!r} failed ({cause}) and the execution list could not be read "
-                f"({exc}). An execution may have started: check the workflow's executions in the AOM console "
-                "before running the task again."
-            ) from None
-        candidates = [
-            str(e.get("execution_id"))
-            for e in executions
-            if isinstance(e.get("begin_time"), (int, float)) and e["begin_time"] >= since_ms and e.get("execution_id")
-        ]
+        # A timeout or a broken connection may leave AOM still working on the POST: look again for a while.
+        settle_until = time.monotonic() + (2 * self.config.timeout if isinstance(cause, AomTransportError) else 0)
+        while True:
+            try:
+                executions = self.list_executions(workflow_id, project)
+            except AomError as exc:
+                raise AomAmbiguousSubmitError(
+                    f"Submitting workflow {workflow_id!r} failed ({cause}) and the execution list could not be "
+                    f"read ({exc}). An execution may have started: check the workflow's executions in the AOM "
+                    "console before running the task again."
+                ) from None
+            candidates = [
+                str(e.get("execution_id"))
+                for e in executions
+                if isinstance(e.get("begin_time"), (int, float))
+                and e["begin_time"] >= since_ms
+                and e.get("execution_id")
+            ]
+            if candidates or time.monotonic() >= settle_until:
+                break
+            time.sleep(min(1.0, self.config.timeout / 4))
         if len(candidates) == 1:
             log.warning(
                 "Adopting execution %s of workflow %s: it is the only one that began since the ambiguous submit.",
@@ -253,7 +278,13 @@ class AomHook(_AomBaseHook):
             step = next(flow)
             while True:
                 if isinstance(step, FetchToken):
-                    step = flow.send(self._token(step))
+                    try:
+                        token = self._token(step)
+                    except AomError as exc:
+                        # A token is fetched before each send: the request it was for never left.
+                        exc.before_send = True
+                        raise
+                    step = flow.send(token)
                     continue
                 try:
                     response = self._send(step)
