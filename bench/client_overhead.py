@@ -1,0 +1,208 @@
+"""Benchmark 2: client overhead of ``AomHook.get_execution`` against a bare ``requests.Session``.
+
+The emulator runs in a separate process, so the CPU time measured here (``time.process_time``
+of this process) is the client's alone. Both sides send the same ``GET .../executions/{id}/status``
+over a kept-alive loopback connection and parse the JSON answer:
+
+* hook: ``AomHook.get_execution(workflow_id, execution_id)``: connection config, project id,
+  retry policy, request building, signing (AK/SK) or token header, the call, the checks;
+* bare: ``requests.Session().get(url, headers=H)``, ``raise_for_status()``, ``.json()``, where ``H``
+  are the final headers the hook's protocol computed once beforehand (for AK/SK, one
+  precomputed signature, valid for the emulator's 15-minute clock skew).
+
+Both sessions are default ``requests`` sessions (``trust_env`` on: the hook keeps it on when
+the connection names no proxies). Within each round the sides alternate in blocks of
+``--block`` calls (so background load hits them alike); the ratio is taken per round
+(hook / bare) and summarised over the rounds.
+
+``--decompose`` adds intermediate sides that peel the hook's layers off one by one (private
+methods of the hook, for diagnosis only); ``--profile N`` adds a cProfile of N hook calls.
+
+    python bench/client_overhead.py --auth token
+    python bench/client_overhead.py --auth aksk
+    python bench/client_overhead.py --auth token --decompose --profile 2000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import PROJECT_ID, Emulator, bench_env, connection, count, summary, write_json
+
+WORKFLOW = "wf-bench-long"
+
+#: --decompose: each side adds one layer of the hook on top of the previous one.
+LAYERS = {
+    "bare": "bare requests.Session GET + raise_for_status + .json()",
+    "transport": "hook._send(prepared request) + api.parse_execution (the hook's transport, no protocol)",
+    "flow": "+ protocol.call flow driven by hook._run (auth headers / signing, 401 handling)",
+    "build": "+ api.get_execution request building (id checks, quoting)",
+    "retry": "+ hook._call: the tenacity Retrying around the call",
+    "hook": "+ get_project_id (and everything): AomHook.get_execution",
+}
+
+
+def measure(
+    sides: dict[str, Callable[[], Any]], rounds: int, calls: int, block: int
+) -> dict[str, dict[str, list[float]]]:
+    """Per round, CPU and wall µs per call of each side, the sides interleaved in blocks."""
+    per_call: dict[str, dict[str, list[float]]] = {k: {"cpu_us": [], "wall_us": []} for k in sides}
+    blocks = max(1, calls // block)
+    names = list(sides)
+    for _ in range(rounds):
+        totals = {name: [0.0, 0.0] for name in sides}
+        for b in range(blocks):
+            for name in names if b % 2 == 0 else reversed(names):
+                func = sides[name]
+                cpu0, wall0 = time.process_time(), time.perf_counter()
+                for _ in range(block):
+                    func()
+                totals[name][0] += time.process_time() - cpu0
+                totals[name][1] += time.perf_counter() - wall0
+        for name, (cpu, wall) in totals.items():
+            per_call[name]["cpu_us"].append(cpu / (blocks * block) * 1e6)
+            per_call[name]["wall_us"].append(wall / (blocks * block) * 1e6)
+    return per_call
+
+
+def profile(func: Callable[[], Any], calls: int) -> list[dict[str, Any]]:
+    """cProfile of ``calls`` calls: our package, tenacity and the top of requests, by cumulative time."""
+    import cProfile
+    import pstats
+
+    prof = cProfile.Profile()
+    prof.enable()
+    for _ in range(calls):
+        func()
+    prof.disable()
+    stats = pstats.Stats(prof).stats  # type: ignore[attr-defined]
+    rows = []
+    for (filename, line, name), (_cc, ncalls, tottime, cumtime, _callers) in stats.items():
+        interesting = "airflow_provider_aom" in filename or "tenacity" in filename
+        interesting |= filename.endswith("requests/sessions.py") and name in ("request", "merge_environment_settings")
+        if interesting:
+            short = filename.split("site-packages/")[-1].split("/work/main/")[-1]
+            rows.append(
+                {
+                    "function": f"{short}:{line}({name})",
+                    "ncalls": ncalls,
+                    "tottime_us_per_call": tottime / calls * 1e6,
+                    "cumtime_us_per_call": cumtime / calls * 1e6,
+                }
+            )
+    rows.sort(key=lambda r: -r["cumtime_us_per_call"])
+    return rows[:25]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--auth", choices=["token", "aksk"], required=True)
+    parser.add_argument("--calls", type=int, default=300, help="calls per side per round")
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--block", type=int, default=25, help="calls per side before switching sides")
+    parser.add_argument("--warmup", type=int, default=100)
+    parser.add_argument("--decompose", action="store_true", help="also measure the hook layer by layer")
+    parser.add_argument("--profile", type=int, default=0, metavar="N", help="also cProfile N hook calls")
+    parser.add_argument("--json-out")
+    args = parser.parse_args()
+
+    import tempfile
+
+    home = tempfile.mkdtemp(prefix="aom-bench-client-")
+    os.environ.update(bench_env(home))
+    made = 0
+    with Emulator([f"{WORKFLOW}:success:86400"]) as emu:
+        os.environ["AIRFLOW_CONN_AOM_DEFAULT"] = json.dumps(connection(emu.base_url, args.auth))
+        import airflow.sdk  # noqa: F401  (what a worker has loaded anyway)
+        import requests
+
+        from airflow_provider_aom import api
+        from airflow_provider_aom.hooks.aom import AomHook
+
+        hook = AomHook()
+        execution_id = hook.execute_workflow(WORKFLOW)
+        request = api.get_execution(PROJECT_ID, WORKFLOW, execution_id)
+        prepared = hook.protocol.prepare(request, PROJECT_ID)
+        url, headers = prepared.url, dict(prepared.headers)
+        session = requests.Session()
+        timeout = hook.config.timeout
+
+        def bare() -> Any:
+            response = session.get(url, headers=headers, timeout=timeout, allow_redirects=False)
+            response.raise_for_status()
+            return response.json()
+
+        def hooked() -> Any:
+            return hook.get_execution(WORKFLOW, execution_id)
+
+        sides: dict[str, Callable[[], Any]] = {"bare": bare, "hook": hooked}
+        if args.decompose:
+            sides = {
+                "bare": bare,
+                "transport": lambda: api.parse_execution(hook._send(prepared), request),
+                "flow": lambda: api.parse_execution(hook._run(hook.protocol.call(request, PROJECT_ID)), request),
+                "build": _build(api, hook, execution_id),
+                "retry": lambda: api.parse_execution(hook._call(request, PROJECT_ID), request),
+                "hook": hooked,
+            }
+        for name, func in sides.items():
+            assert func()["status"] == "executing", name
+        made += len(sides)
+        for func in sides.values():
+            for _ in range(args.warmup):
+                func()
+        made += args.warmup * len(sides)
+        per_call = measure(sides, args.rounds, args.calls, args.block)
+        made += args.rounds * max(1, args.calls // args.block) * args.block * len(sides)
+        profiled = profile(hooked, args.profile) if args.profile else []
+        made += args.profile
+        log = emu.requests_log()
+        sent = count(log, "GET", "/v1/", "/status")
+        package = str(Path(sys.modules["airflow_provider_aom"].__file__ or "").parent)
+
+    ratios_cpu = [h / b for h, b in zip(per_call["hook"]["cpu_us"], per_call["bare"]["cpu_us"], strict=True)]
+    ratios_wall = [h / b for h, b in zip(per_call["hook"]["wall_us"], per_call["bare"]["wall_us"], strict=True)]
+    result: dict[str, Any] = {
+        "auth": args.auth,
+        "calls_per_round": max(1, args.calls // args.block) * args.block,
+        "rounds": args.rounds,
+        "status_requests_seen_by_emulator": sent,
+        "status_requests_expected": made,
+        "hook": {k: summary(v) for k, v in per_call["hook"].items()},
+        "bare": {k: summary(v) for k, v in per_call["bare"].items()},
+        "ratio_cpu": summary(ratios_cpu),
+        "ratio_wall": summary(ratios_wall),
+        "package": package,
+    }
+    if args.decompose:
+        result["layers"] = [
+            {"layer": name, "what": LAYERS[name], "cpu_us": summary(per_call[name]["cpu_us"])} for name in sides
+        ]
+    if profiled:
+        result["profile"] = {"calls": args.profile, "rows": profiled}
+    import shutil
+
+    shutil.rmtree(home, ignore_errors=True)
+    write_json(args.json_out, result)
+    return 0 if sent == made else 1
+
+
+def _build(api: Any, hook: Any, execution_id: str) -> Callable[[], Any]:
+    def build() -> Any:
+        request = api.get_execution(PROJECT_ID, WORKFLOW, execution_id)
+        return api.parse_execution(hook._run(hook.protocol.call(request, PROJECT_ID)), request)
+
+    return build
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,217 @@
+"""Shared helpers of the benchmarks: the emulator in its own process, connections, statistics.
+
+Standard library only at import time (plus ``psutil`` where a benchmark needs it), so every
+benchmark script can import this before it decides what else to load.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import math
+import os
+import select
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+PYTHON = sys.executable
+
+# Public fakes of the emulator (airflow_provider_aom.emulator.models), repeated here so that
+# importing this module never imports the package (the parse-cost benchmark must start clean).
+PROJECT_ID = "0123456789abcdef0123456789abcdef"
+REGION = "cn-north-4"
+AK = "EMULATORAK0000000000"
+SK = "EMULATORSK000000000000000000000000000000"
+IAM_USER = "emulator-user"
+IAM_PASSWORD = "emulator-password"  # noqa: S105 - public fake of the emulator
+IAM_DOMAIN = "emulator-domain"
+STATIC_TOKEN = "MIIbench-static-token-0123456789"  # noqa: S105 - accepted by the bench's emulator only
+
+
+def _die_with_parent() -> None:
+    """preexec_fn: SIGTERM this child when the process that started it dies (Linux), so nothing outlives a bench."""
+    with contextlib.suppress(Exception):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def popen(cmd: Sequence[str], **kwargs: Any) -> subprocess.Popen[Any]:
+    """Start a child that is terminated if we die (same process group, so a group kill reaches it too)."""
+    return subprocess.Popen(list(cmd), preexec_fn=_die_with_parent, **kwargs)
+
+
+def stop(proc: subprocess.Popen[Any] | None, grace: float = 5.0) -> None:
+    """Terminate one child we started (by its pid), then kill it if it does not exit."""
+    if proc is None or proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        proc.terminate()
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        proc.wait(grace)
+
+
+class Emulator:
+    """``python -m airflow_provider_aom.emulator --port 0`` in a separate process (its CPU is not ours).
+
+    Started through ``bench/emulator_server.py``, which only raises the listen backlog from the
+    standard library's 5 to 1024 so that a burst of new connections is not throttled by SYN
+    retransmits (a property of the test server, not of the client being measured).
+    """
+
+    def __init__(self, workflows: Sequence[str] = (), static_tokens: Sequence[str] = (STATIC_TOKEN,)) -> None:
+        cmd = [PYTHON, str(BENCH / "emulator_server.py"), "--host", "127.0.0.1", "--port", "0", "--quiet"]
+        for spec in workflows:
+            cmd += ["--workflow", spec]
+        for token in static_tokens:
+            cmd += ["--static-token", token]
+        self.cmd = cmd
+        self.proc: subprocess.Popen[str] | None = None
+        self.base_url = ""
+
+    def start(self, timeout: float = 60.0) -> Emulator:
+        self.proc = popen(self.cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        assert self.proc.stdout is not None
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        line = self.proc.stdout.readline().strip() if ready else ""
+        if not line.startswith("http://127.0.0.1:"):
+            self.stop()
+            raise RuntimeError(f"the emulator did not start (first line {line!r})")
+        self.base_url = line
+        return self
+
+    def stop(self) -> None:
+        stop(self.proc)
+        if self.proc is not None and self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+    def __enter__(self) -> Emulator:
+        return self.start() if self.proc is None else self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ admin API (not logged)
+
+    def admin(self, method: str, path: str, body: Any = None, timeout: float = 60.0) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(f"{self.base_url}/_emulator/{path}", data=data, method=method)  # noqa: S310
+        request.add_header("Content-Type", "application/json")
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - loopback only
+            return json.load(response)
+
+    def requests_log(self) -> list[dict[str, Any]]:
+        return list(self.admin("GET", "requests"))
+
+    def executions(self) -> list[dict[str, Any]]:
+        return list(self.admin("GET", "executions"))
+
+
+def count(log: list[dict[str, Any]], method: str, path_prefix: str = "", path_suffix: str = "") -> int:
+    return sum(
+        1
+        for r in log
+        if r["method"] == method and r["path"].startswith(path_prefix) and r["path"].endswith(path_suffix)
+    )
+
+
+def iam_token_calls(log: list[dict[str, Any]]) -> int:
+    return count(log, "POST", "/v3/auth/tokens")
+
+
+def connection(base_url: str, mode: str, **extra: Any) -> dict[str, Any]:
+    """The ``aom_default`` connection (as JSON for ``AIRFLOW_CONN_AOM_DEFAULT``) for one auth mode."""
+    conn: dict[str, Any] = {"conn_type": "huaweicloud_aom", "host": base_url}
+    ext: dict[str, Any] = {"region": REGION, "iam_endpoint": base_url}
+    if mode == "token":
+        conn["password"] = STATIC_TOKEN
+        ext.update(auth_type="token", project_id=PROJECT_ID)
+    elif mode == "aksk":
+        conn.update(login=AK, password=SK)
+        ext.update(auth_type="aksk", project_id=PROJECT_ID)
+    elif mode == "password":
+        # No project id: it comes with the IAM token, as for a real password connection.
+        conn.update(login=IAM_USER, password=IAM_PASSWORD)
+        ext.update(auth_type="password", domain_name=IAM_DOMAIN)
+    else:
+        raise ValueError(mode)
+    ext.update(extra)
+    conn["extra"] = ext
+    return conn
+
+
+def bench_env(airflow_home: str | None = None, **extra: str) -> dict[str, str]:
+    """Environment of a child that imports Airflow: a private AIRFLOW_HOME, quiet warnings."""
+    env = dict(os.environ)
+    env.pop("AIRFLOW_CONN_AOM_DEFAULT", None)
+    if airflow_home is not None:
+        env["AIRFLOW_HOME"] = airflow_home
+    env.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+    env["PYTHONWARNINGS"] = "ignore"
+    env.update(extra)
+    return env
+
+
+# ---------------------------------------------------------------------------- statistics
+
+
+def summary(values: Sequence[float]) -> dict[str, Any]:
+    """Median, min, max and quartiles (exclusive method) of a sample."""
+    vals = sorted(float(v) for v in values)
+    if not vals:
+        return {"n": 0, "median": math.nan, "min": math.nan, "max": math.nan, "q1": math.nan, "q3": math.nan}
+    if len(vals) >= 2:
+        quartiles = statistics.quantiles(vals, n=4)
+        q1, q3 = quartiles[0], quartiles[2]
+    else:
+        q1 = q3 = vals[0]
+    return {
+        "n": len(vals),
+        "median": statistics.median(vals),
+        "min": vals[0],
+        "max": vals[-1],
+        "q1": q1,
+        "q3": q3,
+        "values": vals,
+    }
+
+
+def write_json(path: str | None, payload: Any) -> None:
+    text = json.dumps(payload, indent=2, sort_keys=True, default=str)
+    if path:
+        Path(path).write_text(text)
+    else:
+        print(text)
+
+
+@contextlib.contextmanager
+def deadline(seconds: float, what: str) -> Iterator[None]:
+    """SIGALRM-based bound on a block of the main thread (the benchmarks must bound their runtime)."""
+
+    def _expired(signum: int, frame: Any) -> None:
+        raise TimeoutError(f"{what} did not finish within {seconds:.0f} s")
+
+    previous = signal.signal(signal.SIGALRM, _expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def now() -> float:
+    return time.time()
