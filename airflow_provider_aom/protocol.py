@@ -87,16 +87,23 @@ class AomProtocol:
             return response
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def project_id(self, override: str | None = None) -> Flow:
-        """The project id: the argument, the connection's, or resolved once from IAM."""
+    def known_project_id(self, override: str | None = None) -> str | None:
+        """The project id when it needs no request (argument, connection, resolved before); else None.
+
+        Lets the hooks skip the retry machinery (a tenacity ``Retrying`` per call) for the common case.
+        """
         if override:
             return api.check_project_id(override)
         if self.config.project_id:
             return self.config.project_id
+        return _PROJECT_IDS.get(self._project_key()) or None
+
+    def project_id(self, override: str | None = None) -> Flow:
+        """The project id: the argument, the connection's, or resolved once from IAM."""
+        known = self.known_project_id(override)
+        if known:
+            return known
         key = self._project_key()
-        cached = _PROJECT_IDS.get(key)
-        if cached:
-            return cached
         if self.config.auth_type == "password":
             token: IamToken = yield FetchToken(self._token_key, self._token_request())
             if not token.project_id:

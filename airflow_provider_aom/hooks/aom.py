@@ -20,6 +20,7 @@ from airflow_provider_aom.retry import retrying
 
 if TYPE_CHECKING:
     import requests
+    from tenacity import Retrying
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +129,11 @@ class AomHook(_AomBaseHook):
         return AomProtocol(self.config)
 
     @cached_property
+    def _read_retrying(self) -> Retrying:
+        """The read retry policy, built once per hook (tenacity keeps each call's state thread-locally)."""
+        return retrying(self.config.retry)
+
+    @cached_property
     def session(self) -> requests.Session:
         """One ``requests.Session`` per hook, so calls reuse the TCP/TLS connection."""
         import requests
@@ -143,6 +149,9 @@ class AomHook(_AomBaseHook):
 
     def get_project_id(self, project_id: str | None = None) -> str:
         """The project id to use: ``project_id``, the connection's, or resolved from IAM once."""
+        known = self.protocol.known_project_id(project_id)
+        if known:
+            return known
         for attempt in retrying(self.config.retry):
             with attempt:
                 result: str = self._run(self.protocol.project_id(project_id))
@@ -264,7 +273,7 @@ class AomHook(_AomBaseHook):
     def _call(self, request: api.ApiRequest, project_id: str) -> ApiResponse:
         """An idempotent call: transient failures are retried per the connection's retry policy."""
         assert request.idempotent
-        for attempt in retrying(self.config.retry):
+        for attempt in self._read_retrying:
             with attempt:
                 response: ApiResponse = self._run(self.protocol.call(request, project_id))
                 if response.status >= 400:
@@ -413,6 +422,9 @@ class AomAsyncHook(_AomBaseHook):
 
     async def get_project_id(self, project_id: str | None = None) -> str:
         protocol = await self._get_protocol()
+        known = protocol.known_project_id(project_id)
+        if known:
+            return known
         result: str = await self._retry_read(lambda: self._arun(protocol.project_id(project_id)))
         return result
 
