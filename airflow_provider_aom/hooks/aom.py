@@ -19,6 +19,9 @@ from airflow_provider_aom.protocol import AomProtocol, FetchToken, Flow, HttpReq
 from airflow_provider_aom.retry import retrying
 
 if TYPE_CHECKING:
+    import asyncio
+
+    import httpx
     import requests
     from tenacity import Retrying
 
@@ -356,7 +359,10 @@ class _AsyncShared:
     MAX_CONNECTIONS = 64
 
     def __init__(self) -> None:
-        self.clients: dict[tuple[Any, ...], Any] = {}
+        #: Per transport setting: the client, and MAX_CONNECTIONS request slots. Requests beyond the pool's
+        #: size wait on the semaphore (an O(1) queue), not in httpcore's pool queue, which is rescanned on
+        #: every connection event (CPU per request grows with the number of queued requests).
+        self.clients: dict[tuple[Any, ...], tuple[httpx.AsyncClient, asyncio.Semaphore]] = {}
         self.locks: dict[str, Any] = {}
 
 
@@ -508,7 +514,9 @@ class AomAsyncHook(_AomBaseHook):
                 cache.store(step.key, token)
         return token
 
-    async def _client(self) -> Any:
+    async def _pool(self) -> tuple[httpx.AsyncClient, asyncio.Semaphore]:
+        """The loop's shared client for this connection's transport settings, and its request slots."""
+        import asyncio
         import ssl
 
         import httpx
@@ -516,8 +524,8 @@ class AomAsyncHook(_AomBaseHook):
         config = await self.get_config()
         key = (config.verify, tuple(sorted((config.proxies or {}).items())), config.timeout)
         shared = _shared_for_loop()
-        client = shared.clients.get(key)
-        if client is None:
+        pool = shared.clients.get(key)
+        if pool is None:
             verify: Any = (
                 ssl.create_default_context(cafile=config.verify) if isinstance(config.verify, str) else config.verify
             )
@@ -540,18 +548,19 @@ class AomAsyncHook(_AomBaseHook):
                 ),
                 follow_redirects=False,
             )
-            shared.clients[key] = client
-        return client
+            pool = shared.clients[key] = (client, asyncio.Semaphore(_AsyncShared.MAX_CONNECTIONS))
+        return pool
 
     async def _send(self, request: HttpRequest) -> ApiResponse:
         import httpx
 
-        client = await self._client()
+        client, slots = await self._pool()
         log.debug("%s %s", request.method, request.url)
         try:
-            response = await client.request(
-                request.method, request.url, headers=request.headers, content=request.body or None
-            )
+            async with slots:
+                response = await client.request(
+                    request.method, request.url, headers=request.headers, content=request.body or None
+                )
         except httpx.HTTPError as exc:
             raise _async_transport_error(exc, request) from None
         return ApiResponse.build(response.status_code, response.content, response.headers)

@@ -153,6 +153,41 @@ async def test_many_triggers_share_one_token_and_few_sockets(use_connection, wor
     assert workflows.state.iam_token_requests() == 1
 
 
+async def test_requests_beyond_the_pool_wait_for_a_slot_not_in_the_pool(  # type: ignore[no-untyped-def]
+    use_connection, workflows: AomEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At most MAX_CONNECTIONS requests reach httpx at once; the rest queue on the hook's semaphore.
+
+    httpcore rescans its whole request queue on every connection event, so a long queue there makes
+    each request cost more (see BENCHMARKS.md, profiling note 2).
+    """
+    from airflow_provider_aom.hooks.aom import AomAsyncHook, _AsyncShared
+
+    monkeypatch.setattr(_AsyncShared, "MAX_CONNECTIONS", 3)
+    use_connection("token")
+    ids = [start("wf-long") for _ in range(12)]
+    workflows.state.add_fault("delay", path="/status$", delay=0.2, count=12)
+    hook = AomAsyncHook()
+    client, _ = await hook._pool()
+    in_flight, peak = 0, 0
+    send = client.request
+
+    async def counting(*args: Any, **kwargs: Any) -> Any:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        try:
+            return await send(*args, **kwargs)
+        finally:
+            in_flight -= 1
+
+    monkeypatch.setattr(client, "request", counting)
+    executions = await asyncio.gather(*(hook.get_execution("wf-long", i) for i in ids))
+    assert {e["status"] for e in executions} == {"executing"}
+    assert peak == 3
+    assert workflows.state.count_requests("GET", None) == 12
+
+
 async def test_on_kill_terminates(use_connection, workflows: AomEmulator) -> None:  # type: ignore[no-untyped-def]
     use_connection("aksk")
     execution_id = start("wf-long")
