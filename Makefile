@@ -31,8 +31,9 @@ browser-deps:
 	test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 
 lint: $(STAMP3)
-	$(VENV)/bin/ruff check airflow_provider_aom tests example_dags scripts
+	$(VENV)/bin/ruff check airflow_provider_aom tests example_dags scripts bench
 	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy bench
 
 # Build the wheel and sdist, check their metadata, install the wheel alone into a clean Airflow venv and
 # run the demo DAG with it (proves the package works without the source tree).

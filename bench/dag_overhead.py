@@ -87,7 +87,7 @@ def main() -> int:
                     before = len(emu.executions())
                     cpu0, wall0 = children_cpu(), time.perf_counter()
                     with open(log_path, "a") as log:
-                        result = subprocess.run(
+                        proc = subprocess.run(
                             [*airflow, "dags", "test", DAGS[key]],
                             env=env,
                             stdout=log,
@@ -98,13 +98,13 @@ def main() -> int:
                     wall, cpu = time.perf_counter() - wall0, children_cpu() - cpu0
                     tis = task_durations(f"{home}/airflow.db", DAGS[key])
                     started = len(emu.executions()) - before
-                    ok = result.returncode == 0 and tis["success"] == MAP_SIZE
+                    ok = proc.returncode == 0 and tis["success"] == MAP_SIZE
                     ok = ok and (started == MAP_SIZE if key == "aom" else started == 0)
                     runs[key].append(
                         {
                             "wall_s": wall,
                             "cpu_s": cpu,
-                            "rc": result.returncode,
+                            "rc": proc.returncode,
                             "ok": ok,
                             "executions_started": started,
                             **tis,

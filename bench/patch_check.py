@@ -1,9 +1,10 @@
-"""Before/after numbers for a proposed product patch, without touching the source tree.
+"""Before/after numbers for a product patch, without touching the source tree.
 
 Copies ``airflow_provider_aom`` to a temporary directory, applies the patch there
 (``patch -p1``), and runs one benchmark script alternately against the installed package
 ("before") and the patched copy put first on ``PYTHONPATH`` ("after"), each ``--runs`` times.
-The copy is removed afterwards.
+With ``--reverse`` the patch is one already applied to the tree: the copy is un-patched
+(``patch -R``) and is "before", the installed package "after". The copy is removed afterwards.
 
     python bench/patch_check.py --patch bench/patches/known-project-id.diff --runs 2 -- \
         bench/client_overhead.py --auth token
@@ -26,8 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import PYTHON, ROOT, write_json
 
 
-def patched_copy(patch: Path) -> tuple[str, str]:
-    """A temporary directory holding the patched package, and the output of ``patch``."""
+def patched_copy(patch: Path, reverse: bool = False) -> tuple[str, str]:
+    """A temporary directory holding the patched (or un-patched) package, and the output of ``patch``."""
     workdir = tempfile.mkdtemp(prefix="aom-bench-patched-")
     shutil.copytree(
         ROOT / "airflow_provider_aom",
@@ -35,7 +36,7 @@ def patched_copy(patch: Path) -> tuple[str, str]:
         ignore=shutil.ignore_patterns("__pycache__"),
     )
     result = subprocess.run(
-        ["patch", "-p1", "--forward", "--batch", "-d", workdir, "-i", str(patch.resolve())],
+        ["patch", "-p1", "--reverse" if reverse else "--forward", "--batch", "-d", workdir, "-i", str(patch.resolve())],
         capture_output=True,
         text=True,
         check=False,
@@ -50,6 +51,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--patch", required=True, type=Path)
     parser.add_argument("--runs", type=int, default=2, help="runs of each side, alternating")
+    parser.add_argument(
+        "--reverse", action="store_true", help="the patch is already applied: before = the un-patched copy"
+    )
     parser.add_argument("--timeout", type=float, default=600.0, help="bound on one benchmark run, seconds")
     parser.add_argument("--json-out")
     parser.add_argument("bench", nargs=argparse.REMAINDER, help="-- SCRIPT [ARGS...]")
@@ -58,9 +62,15 @@ def main() -> int:
     if not bench:
         parser.error("name the benchmark script after --")
 
-    result: dict[str, Any] = {"patch": str(args.patch), "bench": bench, "before": [], "after": []}
+    result: dict[str, Any] = {
+        "patch": str(args.patch),
+        "reverse": args.reverse,
+        "bench": bench,
+        "before": [],
+        "after": [],
+    }
     try:
-        workdir, applied = patched_copy(args.patch)
+        workdir, applied = patched_copy(args.patch, args.reverse)
     except RuntimeError as exc:
         result["error"] = str(exc)
         print(exc, file=sys.stderr)
@@ -73,7 +83,7 @@ def main() -> int:
             for side in sides:
                 env = dict(os.environ)
                 env.pop("PYTHONPATH", None)
-                if side == "after":
+                if (side == "before") == args.reverse:
                     env["PYTHONPATH"] = workdir
                 with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as handle:
                     out = handle.name

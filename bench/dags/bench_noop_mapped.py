@@ -9,7 +9,7 @@ try:
     from airflow.sdk import DAG
 except ImportError:  # Airflow 2
     from airflow import DAG
-    from airflow.operators.python import PythonOperator
+    from airflow.operators.python import PythonOperator  # type: ignore[no-redef]
 
 MAP_SIZE = 50
 
