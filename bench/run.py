@@ -869,7 +869,9 @@ def report(
     md.append("## Reproducing\n")
     md.append(
         "`make bench` installs matplotlib, psutil and apache-airflow-providers-http into `.venv` and runs "
-        "`bench/run.py` (about 17 minutes on 2 cores; `--quick` for a 6-minute smoke run). Each script in "
+        "`bench/run.py` (about 15 minutes on 2 cores; `--quick` for a 6-minute smoke run; "
+        "`bench/run.py --render RESULTS_DIR` rewrites this file from a finished run's results directory "
+        "without measuring again, for changes to the report's text). Each script in "
         "`bench/` also runs alone and prints its JSON result; every process a benchmark starts is stopped "
         "at its end (and dies with its parent), nothing listens beyond 127.0.0.1, and each Airflow process "
         "gets a private `AIRFLOW_HOME` under /tmp.\n"
