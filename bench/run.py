@@ -1246,6 +1246,11 @@ def _patch_rows(data: dict[str, Any] | None, metrics: list[tuple[str, str, int]]
     return body
 
 
+def before_after_table(title: str, body: list[list[str]]) -> str:
+    """A fix's before/after rows under one heading (before = the fix taken out of a copy)."""
+    return table([title, "before (fix taken out)", "spread", "after (product)", "spread", "change"], body)
+
+
 def section_patches(r: dict[str, Any], runner: Runner) -> list[str]:
     md = [
         "## Profiling notes and fixes\n",
@@ -1294,19 +1299,7 @@ def section_patches(r: dict[str, Any], runner: Runner) -> list[str]:
             ],
         )
         if body:
-            md.append(
-                table(
-                    [
-                        f"`client_overhead.py --auth {auth}` ({label})",
-                        "before (fix taken out)",
-                        "spread",
-                        "after (product)",
-                        "spread",
-                        "change",
-                    ],
-                    body,
-                )
-            )
+            md.append(before_after_table(f"`client_overhead.py --auth {auth}` ({label})", body))
             md.append("")
         else:
             md.append(f"Before/after ({label}): the patch check did not run or failed in this run.\n")
@@ -1454,19 +1447,7 @@ def section_patches(r: dict[str, Any], runner: Runner) -> list[str]:
             n_slots = patch["after"][0]["n"]
             runs_ = len(patch["after"])
             args = " ".join(["--n", str(n_slots), "--mode", "shared", *extra])
-            md.append(
-                table(
-                    [
-                        f"`waits.py {args}` ({what})",
-                        "before (fix taken out)",
-                        "spread",
-                        "after (product)",
-                        "spread",
-                        "change",
-                    ],
-                    body,
-                )
-            )
+            md.append(before_after_table(f"`waits.py {args}` ({what})", body))
             md.append(
                 f"\n(Command: `{REL_PY} bench/patch_check.py --patch bench/patches/applied/async-request-slots.diff "
                 f"--reverse --runs {runs_} -- bench/waits.py {args}`.)\n"
