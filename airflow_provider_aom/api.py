@@ -252,10 +252,19 @@ def error_from_response(response: ApiResponse, request: ApiRequest) -> AomApiErr
     )
 
 
-def json_body(response: ApiResponse, request: ApiRequest) -> Any:
-    """Raise the typed error for an error status; else the parsed JSON body."""
+def check_success(response: ApiResponse, request: ApiRequest) -> ApiResponse:
+    """Raise the typed error for a status other than 2xx; else return the response.
+
+    Alone, it is the whole check for calls whose 2xx body is not specified (terminate).
+    """
     if not 200 <= response.status < 300:
         raise error_from_response(response, request)
+    return response
+
+
+def json_body(response: ApiResponse, request: ApiRequest) -> Any:
+    """Raise the typed error for an error status; else the parsed JSON body."""
+    check_success(response, request)
     if len(response.body) > MAX_BODY_BYTES:
         raise AomInvalidResponseError(
             f"{request.action}: the answer is larger than {MAX_BODY_BYTES} bytes",
@@ -306,12 +315,6 @@ def parse_workflow_list(response: ApiResponse, request: ApiRequest) -> list[dict
     if not isinstance(elements, list) or not all(isinstance(item, dict) for item in elements):
         raise _invalid(request, response, "expected an object with an 'elements' array")
     return elements
-
-
-def check_success(response: ApiResponse, request: ApiRequest) -> None:
-    """For calls whose 2xx body is not specified (terminate): only the status matters."""
-    if not 200 <= response.status < 300:
-        raise error_from_response(response, request)
 
 
 def parse_project_id(response: ApiResponse, request: ApiRequest, region: str) -> str:

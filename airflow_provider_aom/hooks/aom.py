@@ -14,7 +14,13 @@ from airflow.providers.common.compat.sdk import BaseHook
 from airflow_provider_aom import api
 from airflow_provider_aom.api import ApiResponse
 from airflow_provider_aom.config import CONN_TYPE, AomConnectionConfig
-from airflow_provider_aom.exceptions import AomAmbiguousSubmitError, AomError, AomTransportError
+from airflow_provider_aom.exceptions import (
+    AomAmbiguousSubmitError,
+    AomError,
+    AomInvalidResponseError,
+    AomServerError,
+    AomTransportError,
+)
 from airflow_provider_aom.protocol import AomProtocol, FetchToken, Flow, HttpRequest
 from airflow_provider_aom.retry import retrying
 
@@ -66,8 +72,6 @@ def _transport_error(exc: Exception, request: HttpRequest) -> AomTransportError:
 
 def _ambiguous(exc: AomError) -> bool:
     """A submit failure after which an execution may exist (sent, then no clear answer)."""
-    from airflow_provider_aom.exceptions import AomInvalidResponseError, AomServerError
-
     if exc.before_send:
         return False
     return (isinstance(exc, AomTransportError) and exc.sent) or isinstance(
@@ -155,7 +159,7 @@ class AomHook(_AomBaseHook):
         known = self.protocol.known_project_id(project_id)
         if known:
             return known
-        for attempt in retrying(self.config.retry):
+        for attempt in self._read_retrying:
             with attempt:
                 result: str = self._run(self.protocol.project_id(project_id))
                 return result
@@ -249,7 +253,7 @@ class AomHook(_AomBaseHook):
         """Ask AOM to stop a running execution."""
         project = self.get_project_id(project_id)
         request = api.terminate_execution(project, workflow_id, execution_id)
-        api.check_success(self._call(request, project), request)
+        self._call(request, project)
 
     def list_workflows(self, project_id: str | None = None, **filters: Any) -> list[dict[str, Any]]:
         """Workflows of the project; ``filters`` are ``WorkflowQueryParam`` fields (search, type, page, size …)."""
@@ -274,14 +278,12 @@ class AomHook(_AomBaseHook):
     # ------------------------------------------------------------------ transport
 
     def _call(self, request: api.ApiRequest, project_id: str) -> ApiResponse:
-        """An idempotent call: transient failures are retried per the connection's retry policy."""
+        """An idempotent call answered with a 2xx; transient failures are retried per the connection's retry policy."""
         assert request.idempotent
         for attempt in self._read_retrying:
             with attempt:
-                response: ApiResponse = self._run(self.protocol.call(request, project_id))
-                if response.status >= 400:
-                    raise api.error_from_response(response, request)
-                return response
+                # Raised inside the attempt, so that the retry policy sees 429 and 5xx.
+                return api.check_success(self._run(self.protocol.call(request, project_id)), request)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _run(self, flow: Flow) -> Any:
@@ -447,7 +449,7 @@ class AomAsyncHook(_AomBaseHook):
     async def terminate_execution(self, workflow_id: str, execution_id: str, project_id: str | None = None) -> None:
         project = await self.get_project_id(project_id)
         request = api.terminate_execution(project, workflow_id, execution_id)
-        api.check_success(await self._call(request, project), request)
+        await self._call(request, project)
 
     # ------------------------------------------------------------------ transport
 
@@ -456,10 +458,7 @@ class AomAsyncHook(_AomBaseHook):
         protocol = await self._get_protocol()
 
         async def once() -> ApiResponse:
-            response: ApiResponse = await self._arun(protocol.call(request, project_id))
-            if response.status >= 400:
-                raise api.error_from_response(response, request)
-            return response
+            return api.check_success(await self._arun(protocol.call(request, project_id)), request)
 
         result: ApiResponse = await self._retry_read(once)
         return result
@@ -532,7 +531,7 @@ class AomAsyncHook(_AomBaseHook):
             mounts = (
                 {
                     f"{scheme}://": httpx.AsyncHTTPTransport(proxy=url, verify=verify)
-                    for scheme, url in (config.proxies or {}).items()
+                    for scheme, url in config.proxies.items()
                 }
                 if config.proxies
                 else None

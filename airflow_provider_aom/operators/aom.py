@@ -130,7 +130,7 @@ class AomExecuteWorkflowOperator(ResumableJobMixin, BaseOperator):
 
     def submit_job(self, context: Context) -> str:
         self._submitted_at = time.time()
-        execution_id = self.hook.execute_workflow(self.workflow_id, project_id=self.project_id or None)
+        execution_id = self.hook.execute_workflow(self.workflow_id, project_id=self.project_id)
         store = context.get("task_state_store")
         if store is not None:
             store.set(SUBMITTED_AT_KEY, self._submitted_at)
@@ -138,7 +138,7 @@ class AomExecuteWorkflowOperator(ResumableJobMixin, BaseOperator):
         return execution_id
 
     def get_job_status(self, external_id: Any, context: Context) -> str:
-        status: str = self.hook.get_execution(self.workflow_id, str(external_id), self.project_id or None)["status"]
+        status: str = self.hook.get_execution(self.workflow_id, str(external_id), self.project_id)["status"]
         self.log.info("Execution %s from an earlier try is %s.", external_id, status)
         return status
 
@@ -162,7 +162,7 @@ class AomExecuteWorkflowOperator(ResumableJobMixin, BaseOperator):
                 trigger=AomWorkflowExecutionTrigger(
                     workflow_id=self.workflow_id,
                     execution_id=execution_id,
-                    project_id=self.project_id or None,
+                    project_id=self.project_id,
                     aom_conn_id=self.aom_conn_id,
                     poll_interval=self.poll_interval,
                     deadline=deadline,
@@ -217,7 +217,7 @@ class AomExecuteWorkflowOperator(ResumableJobMixin, BaseOperator):
         while True:
             if deadline is not None and time.time() >= deadline:
                 self._on_deadline(execution_id, tracker.last)
-            detail = self.hook.get_execution(self.workflow_id, execution_id, self.project_id or None)
+            detail = self.hook.get_execution(self.workflow_id, execution_id, self.project_id)
             outcome = tracker.observe(detail)
             if outcome != "running":
                 return self._finish(context, execution_id, outcome, detail)
@@ -249,7 +249,7 @@ class AomExecuteWorkflowOperator(ResumableJobMixin, BaseOperator):
 
     def _terminate(self, execution_id: str, *, reason: str) -> None:
         try:
-            self.hook.terminate_execution(self.workflow_id, execution_id, self.project_id or None)
+            self.hook.terminate_execution(self.workflow_id, execution_id, self.project_id)
             self.log.warning("Terminated execution %s of AOM workflow %s: %s.", execution_id, self.workflow_id, reason)
         except Exception as exc:  # best-effort: report the original problem, not this one
             self.log.warning("Could not terminate execution %s (%s): %s", execution_id, reason, exc)
@@ -309,12 +309,11 @@ class AomTerminateWorkflowExecutionOperator(BaseOperator):
         from airflow_provider_aom.status import StatusRules
 
         hook = AomHook(aom_conn_id=self.aom_conn_id)
-        project = self.project_id or None
         try:
-            hook.terminate_execution(self.workflow_id, self.execution_id, project)
+            hook.terminate_execution(self.workflow_id, self.execution_id, self.project_id)
         except AomBadRequestError:
             # AOM refuses to terminate an execution that already ended: that is not a failure here.
-            status = hook.get_execution(self.workflow_id, self.execution_id, project)["status"]
+            status = hook.get_execution(self.workflow_id, self.execution_id, self.project_id)["status"]
             if StatusRules().outcome(status) == "running":
                 raise
             self.log.info("Execution %s already ended as %s; nothing to terminate.", self.execution_id, status)

@@ -88,7 +88,7 @@ class AomWorkflowExecutionSensor(BaseSensorOperator):
             trigger=AomWorkflowExecutionTrigger(
                 workflow_id=self.workflow_id,
                 execution_id=self.execution_id,
-                project_id=self.project_id or None,
+                project_id=self.project_id,
                 aom_conn_id=self.aom_conn_id,
                 poll_interval=float(self.poke_interval),
                 deadline=time.time() + timeout,
@@ -106,7 +106,7 @@ class AomWorkflowExecutionSensor(BaseSensorOperator):
         from airflow_provider_aom.exceptions import AomExecutionFailedError
         from airflow_provider_aom.status import failure_message
 
-        detail = self.hook.get_execution(self.workflow_id, self.execution_id, self.project_id or None)
+        detail = self.hook.get_execution(self.workflow_id, self.execution_id, self.project_id)
         outcome = self.tracker.observe(detail)
         if outcome == "failure":
             raise AomExecutionFailedError(failure_message(self.workflow_id, self.execution_id, detail))
