@@ -12,19 +12,10 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from dataclasses import fields
 from types import FrameType
 
 from airflow_provider_aom.emulator.models import (
-    DEFAULT_AK,
-    DEFAULT_IAM_DOMAIN,
-    DEFAULT_IAM_PASSWORD,
-    DEFAULT_IAM_USER,
-    DEFAULT_PROJECT_ID,
-    DEFAULT_REGION,
-    DEFAULT_SECURITY_TOKEN,
-    DEFAULT_SK,
-    DEFAULT_TEMP_AK,
-    DEFAULT_TEMP_SK,
     OUTCOMES,
     EmulatorConfig,
     WorkflowSpec,
@@ -56,6 +47,8 @@ def parse_workflow(text: str) -> WorkflowSpec:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # Each option's dest is the EmulatorConfig field it sets (main() relies on it).
+    defaults = EmulatorConfig()
     parser = argparse.ArgumentParser(
         prog="python -m airflow_provider_aom.emulator",
         description=(
@@ -67,22 +60,23 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind")
+    parser.add_argument("--host", default=defaults.host, help="address to bind")
+    # Not the config's 0: the CLI serves a fixed, known port unless told otherwise.
     parser.add_argument("--port", type=int, default=8089, help="port to bind; 0 picks a free port")
-    parser.add_argument("--ak", default=DEFAULT_AK, help="permanent access key")
-    parser.add_argument("--sk", default=DEFAULT_SK, help="secret key of --ak")
-    parser.add_argument("--temp-ak", default=DEFAULT_TEMP_AK, help="temporary access key")
-    parser.add_argument("--temp-sk", default=DEFAULT_TEMP_SK, help="secret key of --temp-ak")
+    parser.add_argument("--ak", default=defaults.ak, help="permanent access key")
+    parser.add_argument("--sk", default=defaults.sk, help="secret key of --ak")
+    parser.add_argument("--temp-ak", default=defaults.temp_ak, help="temporary access key")
+    parser.add_argument("--temp-sk", default=defaults.temp_sk, help="secret key of --temp-ak")
     parser.add_argument(
         "--security-token",
-        default=DEFAULT_SECURITY_TOKEN,
+        default=defaults.security_token,
         help="X-Security-Token required with --temp-ak",
     )
-    parser.add_argument("--project-id", default=DEFAULT_PROJECT_ID, help="project id (32 chars)")
-    parser.add_argument("--region", default=DEFAULT_REGION, help="region, also the project's name")
-    parser.add_argument("--iam-user", default=DEFAULT_IAM_USER, help="IAM user name")
-    parser.add_argument("--iam-password", default=DEFAULT_IAM_PASSWORD, help="IAM user password")
-    parser.add_argument("--iam-domain", default=DEFAULT_IAM_DOMAIN, help="IAM account (domain) name")
+    parser.add_argument("--project-id", default=defaults.project_id, help="project id (32 chars)")
+    parser.add_argument("--region", default=defaults.region, help="region, also the project's name")
+    parser.add_argument("--iam-user", default=defaults.iam_user, help="IAM user name")
+    parser.add_argument("--iam-password", default=defaults.iam_password, help="IAM user password")
+    parser.add_argument("--iam-domain", default=defaults.iam_domain, help="IAM account (domain) name")
     parser.add_argument(
         "--static-token",
         action="append",
@@ -90,11 +84,16 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="TOKEN",
         help="X-Auth-Token always accepted, never expiring (repeatable)",
     )
-    parser.add_argument("--token-ttl", type=float, default=86400.0, help="lifetime of IAM-issued tokens, seconds")
+    parser.add_argument(
+        "--token-ttl",
+        type=float,
+        default=defaults.token_ttl,
+        help="lifetime of IAM-issued tokens, seconds",
+    )
     parser.add_argument(
         "--max-clock-skew",
         type=float,
-        default=900.0,
+        default=defaults.max_clock_skew,
         help="accepted X-Sdk-Date skew for AK/SK signatures, seconds",
     )
     parser.add_argument(
@@ -118,22 +117,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     workflows = {spec.id: spec for spec in default_workflows()}
     for spec in args.workflow:
         workflows[spec.id] = spec
+    options = vars(args)
     config = EmulatorConfig(
-        host=args.host,
-        port=args.port,
-        ak=args.ak,
-        sk=args.sk,
-        temp_ak=args.temp_ak,
-        temp_sk=args.temp_sk,
-        security_token=args.security_token,
-        project_id=args.project_id,
-        region=args.region,
-        iam_user=args.iam_user,
-        iam_password=args.iam_password,
-        iam_domain=args.iam_domain,
+        **{item.name: options[item.name] for item in fields(EmulatorConfig) if item.name in options},
         static_tokens=list(args.static_token),
-        token_ttl=args.token_ttl,
-        max_clock_skew=args.max_clock_skew,
         workflows=list(workflows.values()),
     )
     logging.basicConfig(

@@ -7,7 +7,6 @@ construction and both are pinned to Huawei's own signer by the test-suite.
 
 from __future__ import annotations
 
-import hmac
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.message import Message
@@ -22,18 +21,16 @@ from airflow_provider_aom.auth.signer import (
     parse_authorization,
     string_to_sign,
 )
-from airflow_provider_aom.emulator.errors import iam_auth_error, iso_utc
-from airflow_provider_aom.emulator.state import EmulatorState
+from airflow_provider_aom.emulator.errors import iam_auth_error, token_expired
+from airflow_provider_aom.emulator.state import EmulatorState, same_secret
 
 SIGNATURE_FAILED = "verify aksk signature fail"
 
 
 @dataclass(frozen=True)
 class Caller:
-    """Who made an authenticated request."""
+    """What an authenticated request brought beyond its credential."""
 
-    kind: str  # "token" or "aksk"
-    user: str
     # X-Project-Id sent with an AK/SK request (None for tokens or when absent).
     project_header: str | None = None
 
@@ -48,13 +45,10 @@ def auth_kind(headers: Message) -> str:
     return "none"
 
 
-def _same(left: str, right: str) -> bool:
-    return hmac.compare_digest(left.encode("utf-8"), right.encode("utf-8"))
-
-
 def authenticate(
     state: EmulatorState,
     *,
+    kind: str,
     method: str,
     raw_path: str,
     raw_query: str,
@@ -62,8 +56,7 @@ def authenticate(
     body: bytes,
     request_id: str,
 ) -> Caller:
-    """Accept the request's credential or raise the gateway's 401 :class:`ApiError`."""
-    kind = auth_kind(headers)
+    """Accept the request's credential (``kind``: :func:`auth_kind` of ``headers``) or raise the gateway's 401."""
     if kind == "aksk":
         return _verify_signature(state, method, raw_path, raw_query, headers, body, request_id)
     if kind == "token":
@@ -76,8 +69,8 @@ def _verify_token(state: EmulatorState, token: str, request_id: str) -> Caller:
     if status == "unknown":
         raise iam_auth_error("decrypt token fail", request_id)
     if status == "expired" and expires_at is not None:
-        raise iam_auth_error(f"token expires, expires_at: {iso_utc(expires_at)}", request_id)
-    return Caller(kind="token", user=state.config.iam_user)
+        raise token_expired(expires_at, request_id)
+    return Caller()
 
 
 def _verify_signature(
@@ -109,9 +102,9 @@ def _verify_signature(
 
     secret: str | None = None
     temporary = False
-    if _same(parsed.access_key, config.ak):
+    if same_secret(parsed.access_key, config.ak):
         secret = config.sk
-    elif _same(parsed.access_key, config.temp_ak):
+    elif same_secret(parsed.access_key, config.temp_ak):
         secret, temporary = config.temp_sk, True
     if secret is None:
         raise fail
@@ -122,7 +115,7 @@ def _verify_signature(
         if (
             security_token is None
             or "x-security-token" not in signed
-            or not _same(security_token.strip(), config.security_token)
+            or not same_secret(security_token.strip(), config.security_token)
         ):
             raise fail
 
@@ -133,12 +126,8 @@ def _verify_signature(
     query = canonical_query(parse_qsl(raw_query, keep_blank_values=True))
     canonical = canonical_request(method, raw_path, query, received, signed, body)
     expected = compute_signature(secret, string_to_sign(canonical, sdk_date))
-    if not _same(expected, parsed.signature):
+    if not same_secret(expected, parsed.signature):
         raise fail
 
     project_header = headers.get("X-Project-Id")
-    return Caller(
-        kind="aksk",
-        user=config.iam_user,
-        project_header=project_header.strip() if project_header is not None else None,
-    )
+    return Caller(project_header=project_header.strip() if project_header is not None else None)

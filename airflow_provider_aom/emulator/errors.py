@@ -53,8 +53,41 @@ def keystone_error(status: int, message: str) -> ApiError:
     return ApiError(status, {"error": {"code": status, "message": message, "title": title}})
 
 
+# AOM's (code, message) per class of error; every AOM error body but the
+# execution-specific ones comes from here, injected ``status`` faults included.
+_AOM_FAILURES = {
+    400: (AOM_INVALID_PARAM, "Invalid param"),
+    401: (AOM_AUTH_FAILED, "auth failed."),
+    404: (AOM_WORKFLOW_NOT_EXIST, "workflow not exist."),
+    500: (AOM_INTERNAL_ERROR, "execution internal server error."),
+}
+
+
+def aom_failure(status: int, code: str | None = None) -> ApiError:
+    """AOM's body for ``status``: 5xx, 401 and 404 have their own entry, anything else is 400's.
+
+    ``code`` (when non-empty) replaces the entry's error code.
+    """
+    key = 500 if status >= 500 else status if status in (401, 404) else 400
+    default_code, message = _AOM_FAILURES[key]
+    return aom_error(status, code or default_code, message)
+
+
 def invalid_param() -> ApiError:
-    return aom_error(400, AOM_INVALID_PARAM, "Invalid param")
+    return aom_failure(400)
+
+
+def workflow_missing() -> ApiError:
+    return aom_failure(404)
+
+
+def execution_missing() -> ApiError:
+    return aom_error(404, AOM_EXECUTION_NOT_EXIST, "execution not exist.")
+
+
+def token_expired(expires_at: float, request_id: str) -> ApiError:
+    """The gateway's 401 for an IAM token past its ``expires_at``."""
+    return iam_auth_error(f"token expires, expires_at: {iso_utc(expires_at)}", request_id)
 
 
 def iso_utc(moment: float) -> str:

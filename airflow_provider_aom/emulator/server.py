@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import hmac
+import inspect
 import json
 import logging
 import socket
@@ -11,7 +11,7 @@ import socketserver
 import threading
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from email.message import Message
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -21,22 +21,21 @@ from urllib.parse import parse_qsl, unquote
 
 from airflow_provider_aom.emulator.auth import Caller, auth_kind, authenticate
 from airflow_provider_aom.emulator.errors import (
-    AOM_AUTH_FAILED,
-    AOM_EXECUTION_NOT_EXIST,
-    AOM_INTERNAL_ERROR,
     AOM_INVALID_PARAM,
-    AOM_WORKFLOW_NOT_EXIST,
     APIG_API_NOT_FOUND,
     APIG_BACKEND_ERROR,
     APIG_THROTTLED,
     THROTTLED_MESSAGE,
     ApiError,
     aom_error,
+    aom_failure,
+    execution_missing,
     gateway_error,
-    iam_auth_error,
     invalid_param,
     iso_utc,
     keystone_error,
+    token_expired,
+    workflow_missing,
 )
 from airflow_provider_aom.emulator.models import MAX_ID_LENGTH, EmulatorConfig, WorkflowSpec
 from airflow_provider_aom.emulator.state import (
@@ -45,6 +44,7 @@ from airflow_provider_aom.emulator.state import (
     Fault,
     RequestRecord,
     WorkflowQuery,
+    same_secret,
 )
 
 logger = logging.getLogger("airflow_provider_aom.emulator")
@@ -103,6 +103,8 @@ class _Request:
     body: bytes
     request_id: str
     base_url: str
+    # auth_kind() of the headers: "aksk", "token" or "none".
+    auth: str
     caller: Caller | None = None
 
     def query(self) -> list[tuple[str, str]]:
@@ -145,10 +147,6 @@ def _field(container: Any, *names: str) -> Any:
     return value
 
 
-def _matches(given: Any, expected: str) -> bool:
-    return isinstance(given, str) and hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
-
-
 def _issue_token(state: EmulatorState, request: _Request) -> _Response:
     config = state.config
     try:
@@ -175,9 +173,9 @@ def _issue_token(state: EmulatorState, request: _Request) -> _Response:
     user_id = _stable_id("user", config.iam_user)
     # Every comparison runs so the answer time does not tell which part was wrong.
     checks = [
-        _matches(user["name"], config.iam_user) if "name" in user else _matches(user["id"], user_id),
-        _matches(password, config.iam_password),
-        _matches(domain["name"], config.iam_domain) if "name" in domain else _matches(domain["id"], domain_id),
+        same_secret(user["name"], config.iam_user) if "name" in user else same_secret(user["id"], user_id),
+        same_secret(password, config.iam_password),
+        same_secret(domain["name"], config.iam_domain) if "name" in domain else same_secret(domain["id"], domain_id),
     ]
     if not all(checks):
         raise keystone_error(401, "The username or password is wrong.")
@@ -256,26 +254,28 @@ def _list_projects(state: EmulatorState, request: _Request) -> _Response:
 # -- AOM -----------------------------------------------------------------------
 
 
-def _workflow_missing() -> ApiError:
-    return aom_error(404, AOM_WORKFLOW_NOT_EXIST, "workflow not exist.")
+def _known_workflow(state: EmulatorState, request: _Request) -> str:
+    """The request's ``workflow_id``; the AOM 404 when no such workflow exists."""
+    workflow_id = request.params["workflow_id"]
+    if not state.has_workflow(workflow_id):
+        raise workflow_missing()
+    return workflow_id
 
 
 def _execute(state: EmulatorState, request: _Request) -> _Response:
     # The API takes no body; anything sent is ignored as the reference advises.
-    user = request.caller.user if request.caller else state.config.iam_user
-    execution_id = state.create_execution(request.params["workflow_id"], user)
+    # Existence is checked inside create_execution, under the state lock.
+    execution_id = state.create_execution(request.params["workflow_id"], state.config.iam_user)
     if execution_id is None:
-        raise _workflow_missing()
+        raise workflow_missing()
     return _json(200, {"execution_id": execution_id})
 
 
 def _execution_status(state: EmulatorState, request: _Request) -> _Response:
-    workflow_id = request.params["workflow_id"]
-    if not state.has_workflow(workflow_id):
-        raise _workflow_missing()
+    workflow_id = _known_workflow(state, request)
     detail = state.execution_detail(workflow_id, request.params["execution_id"])
     if detail is None:
-        raise aom_error(404, AOM_EXECUTION_NOT_EXIST, "execution not exist.")
+        raise execution_missing()
     return _json(200, detail)
 
 
@@ -285,19 +285,14 @@ def _list_executions(state: EmulatorState, request: _Request) -> _Response:
         # is validated but selects nothing away.
         if name == "x_enterprise_project_id" and not 1 <= len(value) <= MAX_ID_LENGTH:
             raise invalid_param()
-    workflow_id = request.params["workflow_id"]
-    if not state.has_workflow(workflow_id):
-        raise _workflow_missing()
-    return _json(200, state.list_executions(workflow_id))
+    return _json(200, state.list_executions(_known_workflow(state, request)))
 
 
 def _terminate(state: EmulatorState, request: _Request) -> _Response:
-    workflow_id = request.params["workflow_id"]
-    if not state.has_workflow(workflow_id):
-        raise _workflow_missing()
+    workflow_id = _known_workflow(state, request)
     outcome = state.terminate(workflow_id, request.params["execution_id"])
     if outcome == "missing":
-        raise aom_error(404, AOM_EXECUTION_NOT_EXIST, "execution not exist.")
+        raise execution_missing()
     if outcome == "finished":
         # Emulator's choice: the documented 400 code of this API family, with a
         # message that says why.
@@ -403,7 +398,7 @@ def _check_aom_request(state: EmulatorState, request: _Request) -> None:
     if params["project_id"] != state.config.project_id or (
         project_header is not None and project_header != params["project_id"]
     ):
-        raise aom_error(401, AOM_AUTH_FAILED, "auth failed.")
+        raise aom_failure(401)
 
 
 def dispatch(state: EmulatorState, request: _Request) -> _Response:
@@ -425,6 +420,7 @@ def dispatch(state: EmulatorState, request: _Request) -> _Response:
         if route.authenticated:
             request.caller = authenticate(
                 state,
+                kind=request.auth,
                 method=request.method,
                 raw_path=request.raw_path,
                 raw_query=request.raw_query,
@@ -439,7 +435,7 @@ def dispatch(state: EmulatorState, request: _Request) -> _Response:
         return _json(error.status, error.body, error.headers)
     except Exception:
         logger.exception("emulator: unexpected error handling %s %s", request.method, request.raw_path)
-        return _json(500, aom_error(500, AOM_INTERNAL_ERROR, "execution internal server error.").body)
+        return _json(500, aom_failure(500).body)
 
 
 def fault_response(fault: Fault, request_id: str) -> _Response:
@@ -453,21 +449,15 @@ def fault_response(fault: Fault, request_id: str) -> _Response:
     elif status in (502, 503, 504):
         message = "Backend timeout." if status == 504 else "Backend unavailable."
         error = gateway_error(status, fault.error_code or APIG_BACKEND_ERROR, message, request_id)
-    elif status >= 500:
-        error = aom_error(status, fault.error_code or AOM_INTERNAL_ERROR, "execution internal server error.")
-    elif status == 401:
-        error = aom_error(status, fault.error_code or AOM_AUTH_FAILED, "auth failed.")
-    elif status == 404:
-        error = aom_error(status, fault.error_code or AOM_WORKFLOW_NOT_EXIST, "workflow not exist.")
     else:
-        error = aom_error(status, fault.error_code or AOM_INVALID_PARAM, "Invalid param")
+        error = aom_failure(status, fault.error_code)
     return _json(status, error.body, headers)
 
 
 # -- admin ---------------------------------------------------------------------
 
-_FAULT_ARGUMENTS = frozenset({"kind", "method", "path", "count", "status", "retry_after", "delay", "error_code"})
-_WORKFLOW_FIELDS = frozenset({"id", "name", "outcome", "duration", "approvers", "type"})
+_FAULT_ARGUMENTS = frozenset(inspect.signature(EmulatorState.add_fault).parameters) - {"self"}
+_WORKFLOW_FIELDS = frozenset(item.name for item in fields(WorkflowSpec))
 
 
 def _admin_payload(body: bytes) -> JsonDict:
@@ -531,6 +521,8 @@ class _Server(ThreadingHTTPServer):
     """Threaded HTTP/1.1 server that can close its keep-alive connections on stop."""
 
     daemon_threads = True
+    # The stdlib backlog of 5 makes bursts of new connections wait on SYN retransmits.
+    request_queue_size = 1024
     # Idle keep-alive connections would make server_close() wait forever;
     # stop() shuts those sockets down itself instead.
     block_on_close = False
@@ -608,21 +600,6 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         logger.debug("emulator: %s %s", self.address_string(), format % args)
-
-    def do_GET(self) -> None:
-        self._serve()
-
-    def do_POST(self) -> None:
-        self._serve()
-
-    def do_PUT(self) -> None:
-        self._serve()
-
-    def do_DELETE(self) -> None:
-        self._serve()
-
-    def do_PATCH(self) -> None:
-        self._serve()
 
     def _read_body(self) -> bytes:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
@@ -721,7 +698,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
             # The presented token expires now (an issued one stays expired, so the
             # client must fetch a new one); a static token only fails this request.
             expires_at = state.expire_token(self.headers.get("X-Auth-Token", "").strip())
-            error = iam_auth_error(f"token expires, expires_at: {iso_utc(expires_at)}", request_id)
+            error = token_expired(expires_at, request_id)
             response = _json(error.status, error.body)
         else:
             request = _Request(
@@ -733,6 +710,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
                 body=body,
                 request_id=request_id,
                 base_url=self._base_url(),
+                auth=kind,
             )
             response = dispatch(state, request)
         if raw_path.startswith("/v3/") and response.status < 500:
@@ -750,6 +728,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
         # response must find its request there.
         self._log(raw_path, raw_query, response.status, kind, fault_kind, request_id)
         self._send(response, request_id)
+
+    # BaseHTTPRequestHandler looks up do_<METHOD>; every supported method is served alike.
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
 
     def _log(self, path: str, query: str, status: int, kind: str, fault: str | None, request_id: str) -> None:
         state = self.server.state
@@ -821,10 +802,6 @@ class AomEmulator:
         server.server_close()
         if thread is not None:
             thread.join(timeout=10)
-
-    @property
-    def running(self) -> bool:
-        return self._server is not None
 
     @property
     def base_url(self) -> str:

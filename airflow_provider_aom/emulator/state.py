@@ -15,7 +15,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from airflow_provider_aom.emulator.models import (
@@ -45,6 +45,11 @@ def epoch_ms(moment: float) -> int:
     return int(moment * 1000)
 
 
+def same_secret(given: object, expected: str) -> bool:
+    """Constant-time equality of a received value (a non-string never matches) and a secret."""
+    return isinstance(given, str) and hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
+
+
 @dataclass
 class Fault:
     """An injected fault; ``remaining`` counts down as matching requests consume it."""
@@ -69,16 +74,7 @@ class Fault:
         return self.pattern.search(path) is not None
 
     def to_dict(self) -> JsonDict:
-        return {
-            "kind": self.kind,
-            "method": self.method,
-            "path": self.path,
-            "remaining": self.remaining,
-            "status": self.status,
-            "retry_after": self.retry_after,
-            "delay": self.delay,
-            "error_code": self.error_code,
-        }
+        return {item.name: getattr(self, item.name) for item in fields(self) if item.name != "pattern"}
 
 
 @dataclass
@@ -87,6 +83,11 @@ class TokenRecord:
 
     issued_at: float
     expires_at: float
+
+    def expire(self, now: float) -> float:
+        """Expire at ``now`` unless already expired earlier; returns the expiry time."""
+        self.expires_at = min(self.expires_at, now)
+        return self.expires_at
 
 
 @dataclass
@@ -207,21 +208,19 @@ class Execution:
             for index, node in enumerate(self.nodes)
             if index == 0 or elapsed >= node.start
         ]
-        events = [0.0]
-        for node in self.nodes:
-            if elapsed >= node.start:
-                events.append(node.start)
-            if node.end is not None and elapsed >= node.end:
-                events.append(node.end)
-        last_update = self.created_at + max(events)
         if self.cancelled_at is not None:
+            # status_at() is "cancel" exactly when cancelled_at is set.
             last_update = self.cancelled_at
-        if status == "cancel" and self.cancelled_at is not None:
             end_time = epoch_ms(self.cancelled_at)
-        elif status in TERMINAL_STATUSES:
-            end_time = epoch_ms(self.created_at + self.duration)
         else:
-            end_time = 0
+            events = [0.0]
+            for node in self.nodes:
+                if elapsed >= node.start:
+                    events.append(node.start)
+                if node.end is not None and elapsed >= node.end:
+                    events.append(node.end)
+            last_update = self.created_at + max(events)
+            end_time = epoch_ms(self.created_at + self.duration) if status in TERMINAL_STATUSES else 0
         return {
             "workflow_id": self.workflow_id,
             "execution_id": self.execution_id,
@@ -277,6 +276,8 @@ class EmulatorState:
         self._lock = threading.RLock()
         self._workflows: dict[str, _WorkflowRecord] = {}
         self._executions: dict[str, Execution] = {}
+        # The newest execution of each workflow id, for the workflow list.
+        self._last_execution: dict[str, Execution] = {}
         self._tokens: dict[str, TokenRecord] = {}
         self._faults: list[Fault] = []
         self._log: list[RequestRecord] = []
@@ -395,12 +396,13 @@ class EmulatorState:
         with self._lock:
             now = self.now()
             for record in self._tokens.values():
-                record.expires_at = min(record.expires_at, now)
+                record.expire(now)
 
     def reset(self) -> None:
         """Forget executions, faults and the request log (workflows and tokens stay)."""
         with self._lock:
             self._executions.clear()
+            self._last_execution.clear()
             self._faults.clear()
             self._log.clear()
 
@@ -434,7 +436,7 @@ class EmulatorState:
 
     def token_status(self, token: str) -> tuple[str, float | None]:
         """``("valid", None)``, ``("expired", expires_at)`` or ``("unknown", None)``."""
-        if any(hmac.compare_digest(token.encode(), s.encode()) for s in self.config.static_tokens):
+        if any(same_secret(token, static) for static in self.config.static_tokens):
             return "valid", None
         with self._lock:
             record = self._tokens.get(token)
@@ -449,10 +451,7 @@ class EmulatorState:
         with self._lock:
             now = self.now()
             record = self._tokens.get(token)
-            if record is not None:
-                record.expires_at = min(record.expires_at, now)
-                return record.expires_at
-            return now
+            return now if record is None else record.expire(now)
 
     def has_workflow(self, workflow_id: str) -> bool:
         with self._lock:
@@ -466,14 +465,20 @@ class EmulatorState:
                 return None
             execution = Execution.create(record.spec, record.update_time, created_by, self.now())
             self._executions[execution.execution_id] = execution
+            self._last_execution[execution.workflow_id] = execution
             return execution.execution_id
+
+    def _find(self, workflow_id: str, execution_id: str) -> Execution | None:
+        """The execution with this id if it belongs to this workflow (call with the lock held)."""
+        execution = self._executions.get(execution_id)
+        if execution is None or execution.workflow_id != workflow_id:
+            return None
+        return execution
 
     def execution_detail(self, workflow_id: str, execution_id: str) -> JsonDict | None:
         with self._lock:
-            execution = self._executions.get(execution_id)
-            if execution is None or execution.workflow_id != workflow_id:
-                return None
-            return execution.detail(self.now(), self.config.project_id)
+            execution = self._find(workflow_id, execution_id)
+            return None if execution is None else execution.detail(self.now(), self.config.project_id)
 
     def list_executions(self, workflow_id: str) -> list[JsonDict]:
         """Briefs of the workflow's executions, newest first."""
@@ -489,8 +494,8 @@ class EmulatorState:
     def terminate(self, workflow_id: str, execution_id: str) -> str:
         """``"cancelled"``, ``"finished"`` (already terminal) or ``"missing"``."""
         with self._lock:
-            execution = self._executions.get(execution_id)
-            if execution is None or execution.workflow_id != workflow_id:
+            execution = self._find(workflow_id, execution_id)
+            if execution is None:
                 return "missing"
             now = self.now()
             if execution.status_at(now) in TERMINAL_STATUSES:
@@ -512,10 +517,7 @@ class EmulatorState:
 
     def _workflow_dict(self, record: _WorkflowRecord, now: float) -> JsonDict:
         spec = record.spec
-        last: Execution | None = None
-        for execution in self._executions.values():
-            if execution.workflow_id == spec.id:
-                last = execution
+        last = self._last_execution.get(spec.id)
         user = self.config.iam_user
         last_detail = last.detail(now, self.config.project_id) if last else None
         return {
