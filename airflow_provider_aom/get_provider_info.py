@@ -30,6 +30,8 @@ def get_provider_info() -> dict[str, Any]:
         "extra-links": ["airflow_provider_aom.links.aom.AomWorkflowExecutionLink"],
         "connection-types": [
             {
+                # config.CONN_TYPE, spelled out: importing config imports Airflow, whose providers
+                # manager loads this module through the entry point (a circular import).
                 "connection-type": "huaweicloud_aom",
                 "hook-class-name": "airflow_provider_aom.hooks.aom.AomHook",
                 "hook-name": "Huawei Cloud AOM",
