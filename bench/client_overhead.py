@@ -26,7 +26,6 @@ methods of the hook, for diagnosis only); ``--profile N`` adds a cProfile of N h
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -36,7 +35,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import PROJECT_ID, Emulator, bench_env, connection, count, summary, write_json
+from common import PROJECT_ID, Emulator, airflow_home, bench_env, conn_json, count, profile_rows, summary, write_json
 
 WORKFLOW = "wf-bench-long"
 
@@ -51,12 +50,18 @@ LAYERS = {
 }
 
 
+def calls_per_round(calls: int, block: int) -> int:
+    """``--calls`` rounded down to whole blocks (at least one)."""
+    return max(1, calls // block) * block
+
+
 def measure(
     sides: dict[str, Callable[[], Any]], rounds: int, calls: int, block: int
 ) -> dict[str, dict[str, list[float]]]:
     """Per round, CPU and wall µs per call of each side, the sides interleaved in blocks."""
     per_call: dict[str, dict[str, list[float]]] = {k: {"cpu_us": [], "wall_us": []} for k in sides}
-    blocks = max(1, calls // block)
+    per_round = calls_per_round(calls, block)
+    blocks = per_round // block
     names = list(sides)
     for _ in range(rounds):
         totals = {name: [0.0, 0.0] for name in sides}
@@ -69,36 +74,37 @@ def measure(
                 totals[name][0] += time.process_time() - cpu0
                 totals[name][1] += time.perf_counter() - wall0
         for name, (cpu, wall) in totals.items():
-            per_call[name]["cpu_us"].append(cpu / (blocks * block) * 1e6)
-            per_call[name]["wall_us"].append(wall / (blocks * block) * 1e6)
+            per_call[name]["cpu_us"].append(cpu / per_round * 1e6)
+            per_call[name]["wall_us"].append(wall / per_round * 1e6)
     return per_call
 
 
 def profile(func: Callable[[], Any], calls: int) -> list[dict[str, Any]]:
     """cProfile of ``calls`` calls: our package, tenacity and the top of requests, by cumulative time."""
     import cProfile
-    import pstats
 
     prof = cProfile.Profile()
     prof.enable()
     for _ in range(calls):
         func()
     prof.disable()
-    stats = pstats.Stats(prof).stats  # type: ignore[attr-defined]
-    rows = []
-    for (filename, line, name), (_cc, ncalls, tottime, cumtime, _callers) in stats.items():
-        interesting = "airflow_provider_aom" in filename or "tenacity" in filename
-        interesting |= filename.endswith("requests/sessions.py") and name in ("request", "merge_environment_settings")
-        if interesting:
-            short = filename.split("site-packages/")[-1].split("/work/main/")[-1]
-            rows.append(
-                {
-                    "function": f"{short}:{line}({name})",
-                    "ncalls": ncalls,
-                    "tottime_us_per_call": tottime / calls * 1e6,
-                    "cumtime_us_per_call": cumtime / calls * 1e6,
-                }
-            )
+
+    def interesting(filename: str, name: str) -> bool:
+        return (
+            "airflow_provider_aom" in filename
+            or "tenacity" in filename
+            or (filename.endswith("requests/sessions.py") and name in ("request", "merge_environment_settings"))
+        )
+
+    rows: list[dict[str, Any]] = [
+        {
+            "function": row.function,
+            "ncalls": row.ncalls,
+            "tottime_us_per_call": row.tottime / calls * 1e6,
+            "cumtime_us_per_call": row.cumtime / calls * 1e6,
+        }
+        for row in profile_rows(prof, interesting)
+    ]
     rows.sort(key=lambda r: -r["cumtime_us_per_call"])
     return rows[:25]
 
@@ -115,65 +121,64 @@ def main() -> int:
     parser.add_argument("--json-out")
     args = parser.parse_args()
 
-    import tempfile
-
-    home = tempfile.mkdtemp(prefix="aom-bench-client-")
-    os.environ.update(bench_env(home))
+    per_round = calls_per_round(args.calls, args.block)
     made = 0
-    with Emulator([f"{WORKFLOW}:success:86400"]) as emu:
-        os.environ["AIRFLOW_CONN_AOM_DEFAULT"] = json.dumps(connection(emu.base_url, args.auth))
-        import airflow.sdk  # noqa: F401  (what a worker has loaded anyway)
-        import requests
+    with airflow_home("aom-bench-client-") as home:
+        os.environ.update(bench_env(home))
+        with Emulator([f"{WORKFLOW}:success:86400"]) as emu:
+            os.environ["AIRFLOW_CONN_AOM_DEFAULT"] = conn_json(emu.base_url, args.auth)
+            import airflow.sdk  # noqa: F401  (what a worker has loaded anyway)
+            import requests
 
-        from airflow_provider_aom import api
-        from airflow_provider_aom.hooks.aom import AomHook
+            from airflow_provider_aom import api
+            from airflow_provider_aom.hooks.aom import AomHook
 
-        hook = AomHook()
-        execution_id = hook.execute_workflow(WORKFLOW)
-        request = api.get_execution(PROJECT_ID, WORKFLOW, execution_id)
-        prepared = hook.protocol.prepare(request, PROJECT_ID)
-        url, headers = prepared.url, dict(prepared.headers)
-        session = requests.Session()
-        timeout = hook.config.timeout
+            hook = AomHook()
+            execution_id = hook.execute_workflow(WORKFLOW)
+            request = api.get_execution(PROJECT_ID, WORKFLOW, execution_id)
+            prepared = hook.protocol.prepare(request, PROJECT_ID)
+            url, headers = prepared.url, dict(prepared.headers)
+            session = requests.Session()
+            timeout = hook.config.timeout
 
-        def bare() -> Any:
-            response = session.get(url, headers=headers, timeout=timeout, allow_redirects=False)
-            response.raise_for_status()
-            return response.json()
+            def bare() -> Any:
+                response = session.get(url, headers=headers, timeout=timeout, allow_redirects=False)
+                response.raise_for_status()
+                return response.json()
 
-        def hooked() -> Any:
-            return hook.get_execution(WORKFLOW, execution_id)
+            def hooked() -> Any:
+                return hook.get_execution(WORKFLOW, execution_id)
 
-        sides: dict[str, Callable[[], Any]] = {"bare": bare, "hook": hooked}
-        if args.decompose:
-            sides = {
-                "bare": bare,
-                "transport": lambda: api.parse_execution(hook._send(prepared), request),
-                "flow": lambda: api.parse_execution(hook._run(hook.protocol.call(request, PROJECT_ID)), request),
-                "build": _build(api, hook, execution_id),
-                "retry": lambda: api.parse_execution(hook._call(request, PROJECT_ID), request),
-                "hook": hooked,
-            }
-        for name, func in sides.items():
-            assert func()["status"] == "executing", name
-        made += len(sides)
-        for func in sides.values():
-            for _ in range(args.warmup):
-                func()
-        made += args.warmup * len(sides)
-        per_call = measure(sides, args.rounds, args.calls, args.block)
-        made += args.rounds * max(1, args.calls // args.block) * args.block * len(sides)
-        profiled = profile(hooked, args.profile) if args.profile else []
-        made += args.profile
-        log = emu.requests_log()
-        sent = count(log, "GET", "/v1/", "/status")
-        package = str(Path(sys.modules["airflow_provider_aom"].__file__ or "").parent)
+            sides: dict[str, Callable[[], Any]] = {"bare": bare, "hook": hooked}
+            if args.decompose:
+                sides = {
+                    "bare": bare,
+                    "transport": lambda: api.parse_execution(hook._send(prepared), request),
+                    "flow": lambda: api.parse_execution(hook._run(hook.protocol.call(request, PROJECT_ID)), request),
+                    "build": _build(api, hook, execution_id),
+                    "retry": lambda: api.parse_execution(hook._call(request, PROJECT_ID), request),
+                    "hook": hooked,
+                }
+            for name, func in sides.items():
+                assert func()["status"] == "executing", name
+            made += len(sides)
+            for func in sides.values():
+                for _ in range(args.warmup):
+                    func()
+            made += args.warmup * len(sides)
+            per_call = measure(sides, args.rounds, args.calls, args.block)
+            made += args.rounds * per_round * len(sides)
+            profiled = profile(hooked, args.profile) if args.profile else []
+            made += args.profile
+            log = emu.requests_log()
+            sent = count(log, "GET", "/v1/", "/status")
+            package = str(Path(sys.modules["airflow_provider_aom"].__file__ or "").parent)
 
     ratios_cpu = [h / b for h, b in zip(per_call["hook"]["cpu_us"], per_call["bare"]["cpu_us"], strict=True)]
     ratios_wall = [h / b for h, b in zip(per_call["hook"]["wall_us"], per_call["bare"]["wall_us"], strict=True)]
     result: dict[str, Any] = {
         "auth": args.auth,
-        "calls_per_round": max(1, args.calls // args.block) * args.block,
+        "calls_per_round": per_round,
         "rounds": args.rounds,
         "status_requests_seen_by_emulator": sent,
         "status_requests_expected": made,
@@ -189,9 +194,6 @@ def main() -> int:
         ]
     if profiled:
         result["profile"] = {"calls": args.profile, "rows": profiled}
-    import shutil
-
-    shutil.rmtree(home, ignore_errors=True)
     write_json(args.json_out, result)
     return 0 if sent == made else 1
 

@@ -1,7 +1,8 @@
 """Shared helpers of the benchmarks: the emulator in its own process, connections, statistics.
 
-Standard library only at import time (plus ``psutil`` where a benchmark needs it), so every
-benchmark script can import this before it decides what else to load.
+Standard library and ``airflow_provider_aom.emulator`` (standard library only, no Airflow, no HTTP
+client) at import time, so every benchmark script can import this before it decides what else to
+load. The parse-cost benchmark measures in child interpreters that never import this module.
 """
 
 from __future__ import annotations
@@ -12,29 +13,29 @@ import json
 import math
 import os
 import select
+import shutil
 import signal
 import statistics
 import subprocess
 import sys
-import time
+import tempfile
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
+
+from airflow_provider_aom.emulator import DEFAULT_AK as AK
+from airflow_provider_aom.emulator import DEFAULT_IAM_DOMAIN as IAM_DOMAIN
+from airflow_provider_aom.emulator import DEFAULT_IAM_PASSWORD as IAM_PASSWORD
+from airflow_provider_aom.emulator import DEFAULT_IAM_USER as IAM_USER
+from airflow_provider_aom.emulator import DEFAULT_PROJECT_ID as PROJECT_ID
+from airflow_provider_aom.emulator import DEFAULT_REGION as REGION
+from airflow_provider_aom.emulator import DEFAULT_SK as SK
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 PYTHON = sys.executable
 
-# Public fakes of the emulator (airflow_provider_aom.emulator.models), repeated here so that
-# importing this module never imports the package (the parse-cost benchmark must start clean).
-PROJECT_ID = "0123456789abcdef0123456789abcdef"
-REGION = "cn-north-4"
-AK = "EMULATORAK0000000000"
-SK = "EMULATORSK000000000000000000000000000000"
-IAM_USER = "emulator-user"
-IAM_PASSWORD = "emulator-password"  # noqa: S105 - public fake of the emulator
-IAM_DOMAIN = "emulator-domain"
 STATIC_TOKEN = "MIIbench-static-token-0123456789"  # noqa: S105 - accepted by the bench's emulator only
 
 
@@ -67,13 +68,12 @@ def stop(proc: subprocess.Popen[Any] | None, grace: float = 5.0) -> None:
 class Emulator:
     """``python -m airflow_provider_aom.emulator --port 0`` in a separate process (its CPU is not ours).
 
-    Started through ``bench/emulator_server.py``, which only raises the listen backlog from the
-    standard library's 5 to 1024 so that a burst of new connections is not throttled by SYN
-    retransmits (a property of the test server, not of the client being measured).
+    The emulator listens with a backlog of 1024, so a burst of new connections is not throttled by
+    SYN retransmits (a property of the test server, not of the client being measured).
     """
 
     def __init__(self, workflows: Sequence[str] = (), static_tokens: Sequence[str] = (STATIC_TOKEN,)) -> None:
-        cmd = [PYTHON, str(BENCH / "emulator_server.py"), "--host", "127.0.0.1", "--port", "0", "--quiet"]
+        cmd = [PYTHON, "-m", "airflow_provider_aom.emulator", "--host", "127.0.0.1", "--port", "0", "--quiet"]
         for spec in workflows:
             cmd += ["--workflow", spec]
         for token in static_tokens:
@@ -83,7 +83,9 @@ class Emulator:
         self.base_url = ""
 
     def start(self, timeout: float = 60.0) -> Emulator:
-        self.proc = popen(self.cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        # cwd: ``-m`` puts the working directory first on sys.path; bench/ (unlike the repository root)
+        # holds no package, so a copy that bench/patch_check.py puts on PYTHONPATH serves here too.
+        self.proc = popen(self.cmd, cwd=BENCH, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         assert self.proc.stdout is not None
         ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
         line = self.proc.stdout.readline().strip() if ready else ""
@@ -153,16 +155,59 @@ def connection(base_url: str, mode: str, **extra: Any) -> dict[str, Any]:
     return conn
 
 
-def bench_env(airflow_home: str | None = None, **extra: str) -> dict[str, str]:
+def conn_json(base_url: str, mode: str, **extra: Any) -> str:
+    """:func:`connection` as the JSON value of ``AIRFLOW_CONN_AOM_DEFAULT``."""
+    return json.dumps(connection(base_url, mode, **extra))
+
+
+@contextlib.contextmanager
+def airflow_home(prefix: str, under: str | None = None) -> Iterator[str]:
+    """A private, temporary ``AIRFLOW_HOME`` (or scratch directory), removed with its contents afterwards."""
+    home = tempfile.mkdtemp(prefix=prefix, dir=under)
+    try:
+        yield home
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def bench_env(home: str | None = None, **extra: str) -> dict[str, str]:
     """Environment of a child that imports Airflow: a private AIRFLOW_HOME, quiet warnings."""
     env = dict(os.environ)
     env.pop("AIRFLOW_CONN_AOM_DEFAULT", None)
-    if airflow_home is not None:
-        env["AIRFLOW_HOME"] = airflow_home
+    if home is not None:
+        env["AIRFLOW_HOME"] = home
     env.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
     env["PYTHONWARNINGS"] = "ignore"
     env.update(extra)
     return env
+
+
+# ---------------------------------------------------------------------------- profiles
+
+
+class ProfileRow(NamedTuple):
+    function: str  # "path:line(name)", the path without the site-packages, checkout or stdlib prefix
+    ncalls: int
+    tottime: float  # seconds in the function itself
+    cumtime: float  # seconds including what it called
+
+
+_PREFIXES = ("site-packages/", f"{ROOT}/", f"python{sys.version_info.major}.{sys.version_info.minor}/")
+
+
+def profile_rows(profiler: Any, keep: Callable[[str, str], bool] | None = None) -> list[ProfileRow]:
+    """Every function of a cProfile run (or those for which ``keep(filename, name)`` holds), in pstats order."""
+    import pstats
+
+    stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
+    rows = []
+    for (filename, line, name), (_cc, ncalls, tottime, cumtime, _callers) in stats.items():
+        if keep is None or keep(filename, name):
+            short = filename
+            for prefix in _PREFIXES:
+                short = short.split(prefix)[-1]
+            rows.append(ProfileRow(f"{short}:{line}({name})", ncalls, tottime, cumtime))
+    return rows
 
 
 # ---------------------------------------------------------------------------- statistics
@@ -195,23 +240,3 @@ def write_json(path: str | None, payload: Any) -> None:
         Path(path).write_text(text)
     else:
         print(text)
-
-
-@contextlib.contextmanager
-def deadline(seconds: float, what: str) -> Iterator[None]:
-    """SIGALRM-based bound on a block of the main thread (the benchmarks must bound their runtime)."""
-
-    def _expired(signum: int, frame: Any) -> None:
-        raise TimeoutError(f"{what} did not finish within {seconds:.0f} s")
-
-    previous = signal.signal(signal.SIGALRM, _expired)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-
-
-def now() -> float:
-    return time.time()

@@ -16,21 +16,18 @@ the median task-instance durations.
 from __future__ import annotations
 
 import argparse
-import json
 import resource
-import shutil
 import sqlite3
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import BENCH, PYTHON, Emulator, bench_env, connection, summary, write_json
+from common import BENCH, PYTHON, Emulator, airflow_home, bench_env, conn_json, summary, write_json
 
 DAGS = {"aom": "bench_aom_mapped", "noop": "bench_noop_mapped"}
 MAP_SIZE = 50
@@ -68,15 +65,14 @@ def main() -> int:
     parser.add_argument("--json-out")
     args = parser.parse_args()
 
-    home = tempfile.mkdtemp(prefix="aom-bench-dags-", dir="/tmp")
-    log_path = Path(home) / "dags-test.log"
-    try:
+    with airflow_home("aom-bench-dags-", under="/tmp") as home:  # noqa: S108 - mkdtemp: private
+        log_path = Path(home) / "dags-test.log"
         with Emulator(["wf-bench:success:22"]) as emu:
             env = bench_env(
                 home,
                 AIRFLOW__CORE__DAGS_FOLDER=str(BENCH / "dags"),
                 AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home}/airflow.db",
-                AIRFLOW_CONN_AOM_DEFAULT=json.dumps(connection(emu.base_url, "aksk")),
+                AIRFLOW_CONN_AOM_DEFAULT=conn_json(emu.base_url, "aksk"),
             )
             airflow = [PYTHON, "-m", "airflow"]
             subprocess.run([*airflow, "db", "migrate"], env=env, check=True, capture_output=True, timeout=args.timeout)
@@ -114,8 +110,6 @@ def main() -> int:
                         raise RuntimeError(
                             f"{DAGS[key]} run {rnd} failed: {runs[key][-1]}\n" + log_path.read_text()[-3000:]
                         )
-    finally:
-        shutil.rmtree(home, ignore_errors=True)
 
     def per_task(metric: str, scale: float = 1000 / MAP_SIZE) -> dict[str, Any]:
         pairs = zip(runs["aom"], runs["noop"], strict=True)

@@ -28,7 +28,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import PYTHON, bench_env, summary, write_json
+from common import PYTHON, airflow_home, bench_env, summary, write_json
 
 TARGETS = {
     "aom": ["airflow_provider_aom.operators.aom", "airflow_provider_aom.sensors.aom"],
@@ -112,17 +112,16 @@ def main() -> int:
     parser.add_argument("--json-out", help="write the result here (default: stdout)")
     args = parser.parse_args()
 
-    home = tempfile.mkdtemp(prefix="aom-bench-parse-")
-    env = bench_env(home)
-    # One unmeasured import per target: writes airflow.cfg into the fresh home and the .pyc files.
-    for targets in TARGETS.values():
-        one_run(targets, importtime=False, env=env)
-
     runs: dict[str, dict[str, list[Any]]] = {k: {"importtime": [], "perf": []} for k in TARGETS}
-    for _ in range(args.runs):
-        for key, targets in TARGETS.items():  # interleaved, so drift hits both alike
-            runs[key]["importtime"].append(one_run(targets, importtime=True, env=env))
-            runs[key]["perf"].append(one_run(targets, importtime=False, env=env))
+    with airflow_home("aom-bench-parse-") as home:
+        env = bench_env(home)
+        # One unmeasured import per target: writes airflow.cfg into the fresh home and the .pyc files.
+        for targets in TARGETS.values():
+            one_run(targets, importtime=False, env=env)
+        for _ in range(args.runs):
+            for key, targets in TARGETS.items():  # interleaved, so drift hits both alike
+                runs[key]["importtime"].append(one_run(targets, importtime=True, env=env))
+                runs[key]["perf"].append(one_run(targets, importtime=False, env=env))
 
     result: dict[str, Any] = {"runs": args.runs, "targets": TARGETS}
     for key in TARGETS:
@@ -138,11 +137,6 @@ def main() -> int:
             # Informational: what airflow.sdk had loaded before our import (not counted, not ours).
             "preloaded_by_airflow_sdk": forbidden_hits(timed[-1]["before"]),
         }
-    result["aom"]["own_modules"] = [m for m in result["aom"]["new_modules"] if m.startswith("airflow_provider_aom")]
-    result["aom"]["assert_ok"] = not result["aom"]["forbidden_new"]
-    import shutil
-
-    shutil.rmtree(home, ignore_errors=True)
     write_json(args.json_out, result)
     return 0
 

@@ -23,7 +23,6 @@ import math
 import os
 import platform
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -39,7 +38,8 @@ from common import PYTHON, ROOT, summary
 REL_PY = ".venv/bin/python"  # how commands are shown (make bench uses the project venv)
 PNG = ROOT / "docs" / "bench" / "waits.png"
 REPORT = ROOT / "BENCHMARKS.md"
-PATCHES = ROOT / "bench" / "patches"
+CLIENT_FAST_PATH_DIFF = "bench/patches/applied/client-fast-path.diff"
+ASYNC_SLOTS_DIFF = "bench/patches/applied/async-request-slots.diff"
 
 BUDGETS = {
     "parse_ms": 10.0,
@@ -51,6 +51,76 @@ BUDGETS = {
     "iam_waits": 1,
     "requests_ratio": 1.05,
 }
+
+
+@dataclass(frozen=True)
+class Budget:
+    """One of BUDGETS as the report writes it, and the statistic of the runs that must stay within it."""
+
+    key: str
+    unit: str = ""
+    over: str = "median"  # or "max": every run must stay within it
+    sign: str = "≤ "
+
+    @property
+    def text(self) -> str:
+        return f"{self.sign}{BUDGETS[self.key]:g}{self.unit}"
+
+    def met(self, s: dict[str, Any]) -> bool:
+        return bool(s[self.over] <= BUDGETS[self.key])
+
+
+PARSE_BUDGET = Budget("parse_ms", " ms")
+TOKEN_BUDGET = Budget("iam_calls", sign="", over="max")
+#: Benchmark 2: (auth, label, budget of the CPU ratio).
+CLIENT_ROWS = (("token", "token", Budget("ratio_token", "×")), ("aksk", "AK/SK", Budget("ratio_aksk", "×")))
+#: Benchmark 4's rows of the results table: (waits.py key, metric, digits, unit of the value, budget).
+WAITS_ROWS: tuple[tuple[str, str, int, str, Budget | None], ...] = (
+    ("kb_per_wait", "resident memory per waiting execution (KB)", 1, "", Budget("kb_per_wait", " KB")),
+    ("cpu_per_round_ms_steady", "CPU per poll round (steady state, ms)", 0, "", None),
+    ("sockets_peak", "TCP sockets open (peak)", 0, "", Budget("sockets", over="max")),
+    (
+        "iam_token_calls_waits",
+        "IAM token calls by the waits (password auth)",
+        0,
+        "",
+        Budget("iam_waits", sign="", over="max"),
+    ),
+    (
+        "requests_ratio",
+        "status requests / minimum (one per poll interval)",
+        3,
+        "×",
+        Budget("requests_ratio", "×", over="max"),
+    ),
+)
+#: Benchmark 5's rows of the results table: (dag_overhead.py key, metric); no budget.
+DAG_ROWS = (
+    ("per_task_wall_ms", "50 mapped AOM starts vs 50 mapped no-op tasks, wall per task (ms)"),
+    ("per_task_cpu_ms", "same, CPU per task (ms)"),
+    ("per_task_ti_median_ms", "same, median task-instance duration difference (ms)"),
+)
+#: The waits.py figures of section 4 (key, label, digits). collect() summarises each over the runs
+#: of every (mode, N) once; the results table, the plot and sections 4, 6 and the notes read those.
+WAITS_METRICS = [
+    ("kb_per_wait", "memory per wait (KB)", 1),
+    ("kb_per_wait_peak", "memory per wait at peak RSS (KB)", 1),
+    ("rss_baseline_mb", "baseline RSS (MB)", 1),
+    ("cpu_per_round_ms_steady", "CPU per poll round, steady (ms)", 0),
+    ("cpu_per_round_ms_total", "CPU per poll round, whole wait (ms)", 0),
+    ("cpu_us_per_request_steady", "CPU per status request, steady (µs)", 0),
+    ("first_round_seconds", "first poll of all N done after (s)", 1),
+    ("sockets_peak", "TCP sockets open, peak", 0),
+    ("sockets_steady_median", "TCP sockets open, steady median", 0),
+    ("tcp_connects_waits", "TCP connections opened during the wait", 0),
+    ("iam_token_calls_waits", "IAM token calls by the N waits", 0),
+    ("status_requests", "status requests", 0),
+    ("status_requests_min", "minimum status requests", 0),
+    ("requests_ratio", "requests / minimum", 3),
+    ("requests_ratio_nominal", "requests / nominal (6 per execution)", 3),
+    ("wait_seconds", "launch to last event (s)", 1),
+]
+MODES = ("shared", "naive")
 
 
 # ============================================================================ running steps
@@ -66,7 +136,6 @@ class Step:
     result: Any = None
     status: str = "pending"  # ok | failed | timeout | skipped
     seconds: float = 0.0
-    log: str = ""
 
     @property
     def command(self) -> str:
@@ -125,7 +194,6 @@ class Runner:
             finally:
                 end_group(proc)
         step.seconds = time.monotonic() - t0
-        step.log = str(log)
         if out.exists():
             step.result = json.loads(out.read_text())
         if step.status != "ok":
@@ -288,6 +356,12 @@ def plan(quick: bool) -> dict[str, Any]:
     }
 
 
+def patch_step(key: str, diff: str, runs: int, bench_args: list[str], timeout: float, estimate: float) -> Step:
+    """An optional before/after check of a fix in the product: patch_check.py --reverse on one benchmark."""
+    args = ["bench/patch_check.py", "--patch", diff, "--reverse", "--runs", str(runs), "--", *bench_args]
+    return Step(key, args, timeout, estimate, optional=True)
+
+
 def run_all(runner: Runner, p: dict[str, Any]) -> None:
     b = "bench/"
     # The budgeted benchmarks (1-6) first; then the patch checks and the diagnostics, which are skipped
@@ -325,74 +399,25 @@ def run_all(runner: Runner, p: dict[str, Any]) -> None:
                     30 + size * 0.03,
                 )
             )
-    runs = str(p["patch_runs"])
     for auth in ("token", "aksk"):
         runner.run(
-            Step(
+            patch_step(
                 f"patch_client_fast_path_{auth}",
-                [
-                    b + "patch_check.py",
-                    "--patch",
-                    b + "patches/applied/client-fast-path.diff",
-                    "--reverse",
-                    "--runs",
-                    runs,
-                    "--",
-                    b + "client_overhead.py",
-                    "--auth",
-                    auth,
-                    *p["client"],
-                ],
+                CLIENT_FAST_PATH_DIFF,
+                p["patch_runs"],
+                [b + "client_overhead.py", "--auth", auth, *p["client"]],
                 600,
-                25 * int(runs) * 2,
-                optional=True,
+                25 * p["patch_runs"] * 2,
             )
         )
+    slots_waits = [b + "waits.py", "--n", str(p["slots_n"]), "--mode", "shared"]
     runner.run(
-        Step(
-            "patch_async_request_slots",
-            [
-                b + "patch_check.py",
-                "--patch",
-                b + "patches/applied/async-request-slots.diff",
-                "--reverse",
-                "--runs",
-                str(p["slots_runs"]),
-                "--",
-                b + "waits.py",
-                "--n",
-                str(p["slots_n"]),
-                "--mode",
-                "shared",
-            ],
-            900,
-            90 * p["slots_runs"],
-            optional=True,
+        patch_step(
+            "patch_async_request_slots", ASYNC_SLOTS_DIFF, p["slots_runs"], slots_waits, 900, 90 * p["slots_runs"]
         )
     )
     runner.run(
-        Step(
-            "patch_async_request_slots_overload",
-            [
-                b + "patch_check.py",
-                "--patch",
-                b + "patches/applied/async-request-slots.diff",
-                "--reverse",
-                "--runs",
-                "1",
-                "--",
-                b + "waits.py",
-                "--n",
-                str(p["slots_n"]),
-                "--mode",
-                "shared",
-                "--poll",
-                "2",
-            ],
-            900,
-            90,
-            optional=True,
-        )
+        patch_step("patch_async_request_slots_overload", ASYNC_SLOTS_DIFF, 1, [*slots_waits, "--poll", "2"], 900, 90)
     )
     runner.run(
         Step(
@@ -442,11 +467,14 @@ def collect(runner: Runner, p: dict[str, Any]) -> dict[str, Any]:
     r["token"] = [runner.get(f"token_{i}") for i in range(p["token_runs"])]
     n = p["wait_n"]
     r["n"] = n
-    r["shared"] = waits_runs(runner, "shared", n)
-    r["naive"] = waits_runs(runner, "naive", n)
     r["dag"] = runner.get("dag")
     sizes = sorted(set(p["scale"]) | set(p["naive_scale"]) | {n})
-    r["scale"] = {mode: {size: waits_runs(runner, mode, size) for size in sizes} for mode in ("shared", "naive")}
+    # The waits.py runs of each mode and N (benchmark 4 is N = n), and their summaries (None: no runs).
+    r["scale"] = {mode: {size: waits_runs(runner, mode, size) for size in sizes} for mode in MODES}
+    r["scale_stats"] = {
+        mode: {size: {key: stat(runs, key) for key, _, _ in WAITS_METRICS} for size, runs in by_size.items()}
+        for mode, by_size in r["scale"].items()
+    }
     for key in (
         "patch_client_fast_path_token",
         "patch_client_fast_path_aksk",
@@ -475,34 +503,32 @@ def rows(runner: Runner, r: dict[str, Any]) -> list[dict[str, str]]:
             }
         )
 
+    def add_stat(
+        item: str, metric: str, s: dict[str, Any] | None, digits: int, unit: str, budget: Budget | None, command: str
+    ) -> None:
+        """A row of a summary over the runs: median, spread, and whether the budget (if any) was met."""
+        value = f"{med(s, digits)}{unit}"
+        if budget is None:
+            add(item, metric, value, spread(s, digits), "—", None, command)
+        else:
+            assert s is not None, f"{item}: every run reports {metric}"
+            add(item, metric, value, spread(s, digits), budget.text, budget.met(s), command)
+
     def cmd(key: str) -> str:
         step = runner.step(key)
         return f"`{step.command}`" if step else "n/a"
 
     parse = r["parse"]
+    item = "1 DAG-parse cost"
     if parse:
         aom, http = parse["aom"]["importtime_ms"], parse["http"]["importtime_ms"]
-        add(
-            "1 DAG-parse cost",
-            "import operators.aom + sensors.aom after airflow.sdk (-X importtime, ms)",
-            med(aom, 2),
-            spread(aom, 2),
-            f"≤ {BUDGETS['parse_ms']:g} ms",
-            aom["median"] <= BUDGETS["parse_ms"],
-            cmd("parse"),
-        )
-        add(
-            "1 DAG-parse cost",
-            "same for airflow.providers.http.operators.http (ms, reference)",
-            med(http, 2),
-            spread(http, 2),
-            "—",
-            None,
-            cmd("parse"),
-        )
+        metric = "import operators.aom + sensors.aom after airflow.sdk (-X importtime, ms)"
+        add_stat(item, metric, aom, 2, "", PARSE_BUDGET, cmd("parse"))
+        metric = "same for airflow.providers.http.operators.http (ms, reference)"
+        add_stat(item, metric, http, 2, "", None, cmd("parse"))
         hits = parse["aom"]["forbidden_new"]
         add(
-            "1 DAG-parse cost",
+            item,
             "HTTP client / async lib / tenacity / emulator imported at parse time",
             "none" if not hits else "; ".join(f"{k}: {', '.join(v[:4])}" for k, v in hits.items()),
             "",
@@ -511,40 +537,16 @@ def rows(runner: Runner, r: dict[str, Any]) -> list[dict[str, str]]:
             cmd("parse"),
         )
     else:
-        add("1 DAG-parse cost", "benchmark failed", "n/a", "", f"≤ {BUDGETS['parse_ms']:g} ms", False, cmd("parse"))
+        add(item, "benchmark failed", "n/a", "", PARSE_BUDGET.text, False, cmd("parse"))
 
-    for auth, budget in (("token", BUDGETS["ratio_token"]), ("aksk", BUDGETS["ratio_aksk"])):
-        c = r["client"][auth]
-        label = "token" if auth == "token" else "AK/SK"
-        if c:
-            add(
-                f"2 Client overhead ({label})",
-                f"CPU per call, hook / bare ({med(c['hook']['cpu_us'], 0)} / {med(c['bare']['cpu_us'], 0)} µs)",
-                f"{med(c['ratio_cpu'], 3)}×",
-                spread(c["ratio_cpu"], 3),
-                f"≤ {budget:g}×",
-                c["ratio_cpu"]["median"] <= budget,
-                cmd(f"client_{auth}"),
-            )
-            add(
-                f"2 Client overhead ({label})",
-                f"wall per call, hook / bare ({med(c['hook']['wall_us'], 0)} / {med(c['bare']['wall_us'], 0)} µs)",
-                f"{med(c['ratio_wall'], 3)}×",
-                spread(c["ratio_wall"], 3),
-                "—",
-                None,
-                cmd(f"client_{auth}"),
-            )
-        else:
-            add(
-                f"2 Client overhead ({label})",
-                "benchmark failed",
-                "n/a",
-                "",
-                f"≤ {budget:g}×",
-                False,
-                cmd(f"client_{auth}"),
-            )
+    for auth, label, budget in CLIENT_ROWS:
+        c, item, command = r["client"][auth], f"2 Client overhead ({label})", cmd(f"client_{auth}")
+        if not c:
+            add(item, "benchmark failed", "n/a", "", budget.text, False, command)
+            continue
+        for kind, what, budget_ in (("cpu", "CPU", budget), ("wall", "wall", None)):
+            hook_bare = f"{med(c['hook'][f'{kind}_us'], 0)} / {med(c['bare'][f'{kind}_us'], 0)} µs"
+            add_stat(item, f"{what} per call, hook / bare ({hook_bare})", c[f"ratio_{kind}"], 3, "×", budget_, command)
 
     tokens = [t for t in r["token"] if t]
     if tokens:
@@ -554,86 +556,26 @@ def rows(runner: Runner, r: dict[str, Any]) -> list[dict[str, str]]:
             "IAM token calls for 1,000 executions, fresh AomHook each (password auth)",
             f(int(s["median"])),
             spread(s, 0),
-            f"{BUDGETS['iam_calls']}",
-            s["max"] <= BUDGETS["iam_calls"],
+            TOKEN_BUDGET.text,
+            TOKEN_BUDGET.met(s),
             cmd("token_0"),
         )
     else:
-        add("3 Token reuse", "benchmark failed", "n/a", "", "1", False, cmd("token_0"))
+        add("3 Token reuse", "benchmark failed", "n/a", "", TOKEN_BUDGET.text, False, cmd("token_0"))
 
     n = r["n"]
-    shared, naive = r["shared"], r["naive"]
-    wcmd = cmd(f"waits_shared_{n}_0")
+    shared, stats = r["scale"]["shared"][n], r["scale_stats"]["shared"][n]
+    item, wcmd = f"4 {n:,} deferred waits", cmd(f"waits_shared_{n}_0")
     if shared:
-        kb = stat(shared, "kb_per_wait")
-        assert kb is not None, "every waits run reports kb_per_wait"
-        add(
-            f"4 {n:,} deferred waits",
-            "resident memory per waiting execution (KB)",
-            med(kb),
-            spread(kb),
-            f"≤ {BUDGETS['kb_per_wait']:g} KB",
-            kb["median"] <= BUDGETS["kb_per_wait"],
-            wcmd,
-        )
-        cpu = stat(shared, "cpu_per_round_ms_steady")
-        add(
-            f"4 {n:,} deferred waits",
-            "CPU per poll round (steady state, ms)",
-            med(cpu, 0),
-            spread(cpu, 0),
-            "—",
-            None,
-            wcmd,
-        )
-        sk = stat(shared, "sockets_peak")
-        assert sk is not None, "every waits run reports sockets_peak"
-        add(
-            f"4 {n:,} deferred waits",
-            "TCP sockets open (peak)",
-            med(sk, 0),
-            spread(sk, 0),
-            f"≤ {BUDGETS['sockets']}",
-            sk["max"] <= BUDGETS["sockets"],
-            wcmd,
-        )
-        iam = stat(shared, "iam_token_calls_waits")
-        assert iam is not None, "every waits run reports iam_token_calls_waits"
-        add(
-            f"4 {n:,} deferred waits",
-            "IAM token calls by the waits (password auth)",
-            med(iam, 0),
-            spread(iam, 0),
-            f"{BUDGETS['iam_waits']}",
-            iam["max"] <= BUDGETS["iam_waits"],
-            wcmd,
-        )
-        rr = stat(shared, "requests_ratio")
-        assert rr is not None, "every waits run reports requests_ratio"
-        add(
-            f"4 {n:,} deferred waits",
-            "status requests / minimum (one per poll interval)",
-            f"{med(rr, 3)}×",
-            spread(rr, 3),
-            f"≤ {BUDGETS['requests_ratio']:g}×",
-            rr["max"] <= BUDGETS["requests_ratio"],
-            wcmd,
-        )
+        for key, metric, digits, unit, wait_budget in WAITS_ROWS:
+            add_stat(item, metric, stats[key], digits, unit, wait_budget, wcmd)
         ok = all(s["all_success"] for s in shared)
-        add(
-            f"4 {n:,} deferred waits",
-            "waits that ended with a success event",
-            "all" if ok else "NOT all",
-            "",
-            "all",
-            ok,
-            wcmd,
-        )
+        add(item, "waits that ended with a success event", "all" if ok else "NOT all", "", "all", ok, wcmd)
     else:
-        add(f"4 {n:,} deferred waits", "benchmark failed", "n/a", "", "see budgets", False, wcmd)
-    ncmd = cmd(f"waits_naive_{n}_0")
-    if naive:
-        kb, cpu, sk = stat(naive, "kb_per_wait"), stat(naive, "cpu_per_round_ms_steady"), stat(naive, "sockets_peak")
+        add(item, "benchmark failed", "n/a", "", "see budgets", False, wcmd)
+    if r["scale"]["naive"][n]:
+        stats = r["scale_stats"]["naive"][n]
+        kb, cpu, sk = stats["kb_per_wait"], stats["cpu_per_round_ms_steady"], stats["sockets_peak"]
         add(
             f"4 naive {n:,} waits",
             "memory per wait (KB) / CPU per poll round (ms) / peak sockets",
@@ -641,38 +583,13 @@ def rows(runner: Runner, r: dict[str, Any]) -> list[dict[str, str]]:
             spread(cpu, 0) + " (CPU)",
             "— (comparison)",
             None,
-            ncmd,
+            cmd(f"waits_naive_{n}_0"),
         )
 
     dag = r["dag"]
     if dag:
-        add(
-            "5 Per-task overhead",
-            "50 mapped AOM starts vs 50 mapped no-op tasks, wall per task (ms)",
-            med(dag["per_task_wall_ms"]),
-            spread(dag["per_task_wall_ms"]),
-            "—",
-            None,
-            cmd("dag"),
-        )
-        add(
-            "5 Per-task overhead",
-            "same, CPU per task (ms)",
-            med(dag["per_task_cpu_ms"]),
-            spread(dag["per_task_cpu_ms"]),
-            "—",
-            None,
-            cmd("dag"),
-        )
-        add(
-            "5 Per-task overhead",
-            "same, median task-instance duration difference (ms)",
-            med(dag["per_task_ti_median_ms"]),
-            spread(dag["per_task_ti_median_ms"]),
-            "—",
-            None,
-            cmd("dag"),
-        )
+        for key, metric in DAG_ROWS:
+            add_stat("5 Per-task overhead", metric, dag[key], 1, "", None, cmd("dag"))
     else:
         add("5 Per-task overhead", "benchmark failed", "n/a", "", "—", False, cmd("dag"))
     add(
@@ -711,7 +628,8 @@ def plot(r: dict[str, Any]) -> bool:
         for size, runs in sorted(r["scale"][mode].items()):
             if not runs:
                 continue
-            kb, c = stat(runs, "kb_per_wait"), stat(runs, "cpu_per_round_ms_steady")
+            stats = r["scale_stats"][mode][size]
+            kb, c = stats["kb_per_wait"], stats["cpu_per_round_ms_steady"]
             if kb is None or c is None or math.isnan(c["median"]):
                 continue
             poll_ms = runs[0]["poll_interval_s"] * 1000
@@ -731,8 +649,8 @@ def plot(r: dict[str, Any]) -> bool:
     if before:
         label = "shared pool without request slots (before the fix)"
         size = before[0]["n"]
-        cpu_b = statistics.median(run["cpu_per_round_ms_steady"] for run in before)
-        kb_b = statistics.median(run["kb_per_wait"] for run in before)
+        cpu_b = summary([run["cpu_per_round_ms_steady"] for run in before])["median"]
+        kb_b = summary([run["kb_per_wait"] for run in before])["median"]
         ax_cpu.plot([size], [cpu_b], "D", color="#1f77b4", label=label)
         ax_mem.plot([size], [kb_b], "D", color="#1f77b4", label=label)
     ax_mem.axhline(BUDGETS["kb_per_wait"], color="green", linestyle=":", label="budget 64 KB")
@@ -1064,33 +982,15 @@ def section_waits(r: dict[str, Any]) -> list[str]:
         "The naive variant is the same trigger whose hook opens a new `httpx.AsyncClient` (same verify/timeout "
         "settings, so one new TCP connection and one new TLS context) for every request and closes it after.\n",
     ]
-    metrics = [
-        ("kb_per_wait", "memory per wait (KB)", 1),
-        ("kb_per_wait_peak", "memory per wait at peak RSS (KB)", 1),
-        ("rss_baseline_mb", "baseline RSS (MB)", 1),
-        ("cpu_per_round_ms_steady", "CPU per poll round, steady (ms)", 0),
-        ("cpu_per_round_ms_total", "CPU per poll round, whole wait (ms)", 0),
-        ("cpu_us_per_request_steady", "CPU per status request, steady (µs)", 0),
-        ("first_round_seconds", "first poll of all N done after (s)", 1),
-        ("sockets_peak", "TCP sockets open, peak", 0),
-        ("sockets_steady_median", "TCP sockets open, steady median", 0),
-        ("tcp_connects_waits", "TCP connections opened during the wait", 0),
-        ("iam_token_calls_waits", "IAM token calls by the N waits", 0),
-        ("status_requests", "status requests", 0),
-        ("status_requests_min", "minimum status requests", 0),
-        ("requests_ratio", "requests / minimum", 3),
-        ("requests_ratio_nominal", "requests / nominal (6 per execution)", 3),
-        ("wait_seconds", "launch to last event (s)", 1),
-    ]
     body = []
-    for key, label, digits in metrics:
+    for key, label, digits in WAITS_METRICS:
         row = [label]
-        for runs in (r["shared"], r["naive"]):
-            s = stat(runs, key)
+        for mode in MODES:
+            s = r["scale_stats"][mode][n][key]
             row += [med(s, digits), spread(s, digits)]
         body.append(row)
     md.append(table(["Metric", "shared pool (product)", "spread", "naive", "spread"], body))
-    ok = [all(x["all_success"] for x in runs) if runs else None for runs in (r["shared"], r["naive"])]
+    ok = [all(x["all_success"] for x in runs) if runs else None for runs in (r["scale"][m][n] for m in MODES)]
     md.append(
         f"\nEvery wait ended with a `success` event: shared {ok[0]}, naive {ok[1]}. The naive client spends most "
         "of its CPU building a TLS context per `AsyncClient` (httpx loads the CA bundle even for http:// URLs); "
@@ -1161,21 +1061,11 @@ def section_scale(r: dict[str, Any], plotted: bool) -> list[str]:
     if plotted:
         md.append("![Memory and CPU per poll round against the number of concurrent waits](docs/bench/waits.png)\n")
     body = []
-    for mode in ("shared", "naive"):
+    for mode in MODES:
         for size, runs in sorted(r["scale"][mode].items()):
             if not runs:
                 continue
-            s = {
-                k: stat(runs, k)
-                for k in (
-                    "kb_per_wait",
-                    "cpu_per_round_ms_steady",
-                    "cpu_us_per_request_steady",
-                    "sockets_peak",
-                    "requests_ratio",
-                    "first_round_seconds",
-                )
-            }
+            s = r["scale_stats"][mode][size]
             body.append(
                 [
                     mode,
@@ -1280,7 +1170,7 @@ def section_patches(r: dict[str, Any], runner: Runner) -> list[str]:
         "made; cProfile: 4 `Retrying.__iter__` and 2 `retry.retrying` calls per hook call).\n"
     )
     md.append(
-        "Fix (commit c0f57f4, the diff is `bench/patches/applied/client-fast-path.diff`): "
+        f"Fix (commit c0f57f4, the diff is `{CLIENT_FAST_PATH_DIFF}`): "
         "`AomProtocol.known_project_id()` returns the project id when no request is needed (argument, "
         "connection, or resolved before) and both hooks skip the retry machinery then (the async hook saves one "
         "`AsyncRetrying` per poll too); the sync hook builds its read `Retrying` once (`cached_property`) "
@@ -1288,7 +1178,6 @@ def section_patches(r: dict[str, Any], runner: Runner) -> list[str]:
         "threads stays safe (the async hook keeps one per call: coroutines on one thread would share that "
         "state). Before/after, measured in this run:\n"
     )
-    fast_runs = len((r.get("patch_client_fast_path_token") or {}).get("after") or []) or 2
     for auth, label in (("token", "token"), ("aksk", "AK/SK")):
         body = _patch_rows(
             r.get(f"patch_client_fast_path_{auth}"),
@@ -1303,10 +1192,11 @@ def section_patches(r: dict[str, Any], runner: Runner) -> list[str]:
             md.append("")
         else:
             md.append(f"Before/after ({label}): the patch check did not run or failed in this run.\n")
+    fast_path = runner.step("patch_client_fast_path_token")
     md.append(
-        "(Each cell: median over the patch check's runs of each run's median; before and after runs alternate. "
-        f"Command: `{REL_PY} bench/patch_check.py --patch bench/patches/applied/client-fast-path.diff --reverse "
-        f"--runs {fast_runs} -- bench/client_overhead.py --auth token`.)\n"
+        "(Each cell: median over the patch check's runs of each run's median; before and after runs alternate."
+        + (f" Command: `{fast_path.command}`." if fast_path else "")
+        + ")\n"
     )
     layers = (r.get("diag_client_layers") or {}).get("layers")
     if layers:
@@ -1343,12 +1233,12 @@ def section_patches(r: dict[str, Any], runner: Runner) -> list[str]:
         "Also visible, but paid by both sides alike: `requests`' `merge_environment_settings` (the per-request "
         "scan of the environment for proxies that `trust_env` implies).\n"
     )
-    md.append("```diff\n" + (PATCHES / "applied" / "client-fast-path.diff").read_text() + "```\n")
+    md.append("```diff\n" + (ROOT / CLIENT_FAST_PATH_DIFF).read_text() + "```\n")
 
     md.append(
         "### 2. Async polling: CPU per request grew with the requests queued in httpcore's pool (no budget; fixed)\n"
     )
-    per_req = {size: stat(runs, "cpu_us_per_request_steady") for size, runs in r["scale"]["shared"].items() if runs}
+    per_req = {size: s["cpu_us_per_request_steady"] for size, s in r["scale_stats"]["shared"].items()}
     md.append(
         "The first full `make bench` (commit 9832f97) found the steady-state CPU per status request of the shared "
         "pool growing with the number of waits: 986 µs at 100 waits, 1,325 µs at 300, 1,278 µs at 1,000, "
@@ -1364,7 +1254,7 @@ def section_patches(r: dict[str, Any], runner: Runner) -> list[str]:
         "falls further behind: a feedback loop.\n"
     )
     md.append(
-        "Fix (the diff is `bench/patches/applied/async-request-slots.diff`): at most `MAX_CONNECTIONS` (64) "
+        f"Fix (the diff is `{ASYNC_SLOTS_DIFF}`): at most `MAX_CONNECTIONS` (64) "
         "requests in flight per pool, gated by an `asyncio.Semaphore` (an O(1) queue) in front of "
         "`client.request`, so httpcore's own queue stays empty and no request pays for the others queued "
         "(`tests/integration/test_trigger.py::test_requests_beyond_the_pool_wait_for_a_slot_not_in_the_pool` "
@@ -1372,7 +1262,7 @@ def section_patches(r: dict[str, Any], runner: Runner) -> list[str]:
         "(which the hook maps to a not-sent transport error and retries); each request keeps its connect/read "
         "timeouts.\n"
     )
-    if per_req:
+    if any(per_req.values()):
         md.append(
             "With the fix, steady-state CPU per status request in this run: "
             + ", ".join(f"{med(s, 0)} µs at {size:,} waits" for size, s in sorted(per_req.items()) if s)
@@ -1437,24 +1327,19 @@ def section_patches(r: dict[str, Any], runner: Runner) -> list[str]:
         ("TCP sockets, peak", "sockets_peak", 0),
         ("IAM token calls by the waits", "iam_token_calls_waits", 0),
     ]
-    for key, extra, what in (
-        ("patch_async_request_slots", [], "normal load, poll every 5 s"),
-        ("patch_async_request_slots_overload", ["--poll", "2"], "overload, poll every 2 s"),
+    for key, what in (
+        ("patch_async_request_slots", "normal load, poll every 5 s"),
+        ("patch_async_request_slots_overload", "overload, poll every 2 s"),
     ):
-        patch = r.get(key)
-        body = _patch_rows(patch, metrics)
-        if body and patch:
-            n_slots = patch["after"][0]["n"]
-            runs_ = len(patch["after"])
-            args = " ".join(["--n", str(n_slots), "--mode", "shared", *extra])
-            md.append(before_after_table(f"`waits.py {args}` ({what})", body))
-            md.append(
-                f"\n(Command: `{REL_PY} bench/patch_check.py --patch bench/patches/applied/async-request-slots.diff "
-                f"--reverse --runs {runs_} -- bench/waits.py {args}`.)\n"
-            )
+        body = _patch_rows(r.get(key), metrics)
+        step = runner.step(key)
+        if body and step:
+            waits_args = " ".join(step.args[step.args.index("--") + 2 :])  # after "-- bench/waits.py"
+            md.append(before_after_table(f"`waits.py {waits_args}` ({what})", body))
+            md.append(f"\n(Command: `{step.command}`.)\n")
         else:
             md.append(f"Before/after ({what}): the patch check did not run or failed in this run.\n")
-    md.append("```diff\n" + (PATCHES / "applied" / "async-request-slots.diff").read_text() + "```\n")
+    md.append("```diff\n" + (ROOT / ASYNC_SLOTS_DIFF).read_text() + "```\n")
     md.append("### Other observations\n")
     md.append(
         "* httpx's default `keepalive_expiry` is 5 s, equal to the poll interval used here and shorter than the "
@@ -1466,9 +1351,8 @@ def section_patches(r: dict[str, Any], runner: Runner) -> list[str]:
         "which costs more than a handshake."
     )
     md.append(
-        "* The emulator listens with the standard library's backlog of 5; `bench/emulator_server.py` raises it "
-        "to 1024 for these runs (a burst of new connections would otherwise wait on SYN retransmits and "
-        "measure the test server).\n"
+        "* The emulator listens with a backlog of 1024 (the standard library's default of 5 would make a burst "
+        "of new connections wait on SYN retransmits and measure the test server).\n"
     )
     return md
 

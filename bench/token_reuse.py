@@ -10,16 +10,14 @@ id also comes from the token. The emulator (a separate process) counts the IAM c
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import Emulator, bench_env, connection, count, iam_token_calls, write_json
+from common import Emulator, airflow_home, bench_env, conn_json, count, iam_token_calls, write_json
 
 
 def main() -> int:
@@ -28,22 +26,22 @@ def main() -> int:
     parser.add_argument("--json-out")
     args = parser.parse_args()
 
-    home = tempfile.mkdtemp(prefix="aom-bench-token-")
-    os.environ.update(bench_env(home))
-    with Emulator(["wf-bench:success:22"]) as emu:
-        os.environ["AIRFLOW_CONN_AOM_DEFAULT"] = json.dumps(connection(emu.base_url, "password"))
-        import airflow.sdk  # noqa: F401  (what a worker has loaded anyway)
+    with airflow_home("aom-bench-token-") as home:
+        os.environ.update(bench_env(home))
+        with Emulator(["wf-bench:success:22"]) as emu:
+            os.environ["AIRFLOW_CONN_AOM_DEFAULT"] = conn_json(emu.base_url, "password")
+            import airflow.sdk  # noqa: F401  (what a worker has loaded anyway)
 
-        from airflow_provider_aom.hooks.aom import AomHook
+            from airflow_provider_aom.hooks.aom import AomHook
 
-        ids = set()
-        cpu0, wall0 = time.process_time(), time.perf_counter()
-        for _ in range(args.executions):
-            hook = AomHook()  # fresh hook per execution, as an operator would
-            ids.add(hook.execute_workflow("wf-bench"))
-            hook.session.close()
-        cpu1, wall1 = time.process_time(), time.perf_counter()
-        log = emu.requests_log()
+            ids = set()
+            cpu0, wall0 = time.process_time(), time.perf_counter()
+            for _ in range(args.executions):
+                hook = AomHook()  # fresh hook per execution, as an operator would
+                ids.add(hook.execute_workflow("wf-bench"))
+                hook.session.close()
+            cpu1, wall1 = time.process_time(), time.perf_counter()
+            log = emu.requests_log()
 
     result = {
         "executions_requested": args.executions,
@@ -54,9 +52,6 @@ def main() -> int:
         "cpu_ms_per_execution": (cpu1 - cpu0) / args.executions * 1000,
         "wall_ms_per_execution": (wall1 - wall0) / args.executions * 1000,
     }
-    import shutil
-
-    shutil.rmtree(home, ignore_errors=True)
     write_json(args.json_out, result)
     return 0 if len(ids) == args.executions else 1
 

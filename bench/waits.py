@@ -2,7 +2,7 @@
 
 Three processes:
 
-* the emulator (``bench/emulator_server.py``), with workflow ``wf-bench`` lasting ``--duration`` s;
+* the emulator (``python -m airflow_provider_aom.emulator``), with workflow ``wf-bench`` lasting ``--duration`` s;
 * the worker (this file with ``--worker``): one asyncio loop running N real
   ``AomWorkflowExecutionTrigger`` objects concurrently, each consumed with
   ``async for event in trigger.run()``; the connection comes from ``AIRFLOW_CONN_AOM_DEFAULT``
@@ -43,7 +43,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -55,10 +54,12 @@ from common import (
     PROJECT_ID,
     STATIC_TOKEN,
     Emulator,
+    airflow_home,
     bench_env,
-    connection,
+    conn_json,
     iam_token_calls,
     popen,
+    profile_rows,
     stop,
     summary,
     write_json,
@@ -103,30 +104,25 @@ def _naive_trigger_class() -> Any:
     return NaiveTrigger
 
 
-def profile_rows(profiler: Any, top: int = 20) -> dict[str, Any]:
+def top_own_time(profiler: Any, top: int = 20) -> dict[str, Any]:
     """The functions with the most own time (cProfile), with their cumulative time."""
-    import pstats
-
-    stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
-    total = sum(tt for (_cc, _nc, tt, _ct, _callers) in stats.values())
-    rows = []
-    for (filename, line, name), (_cc, ncalls, tottime, cumtime, _callers) in stats.items():
-        short = filename.split("site-packages/")[-1].split("/work/main/")[-1].split("python3.11/")[-1]
-        rows.append(
-            {
-                "function": f"{short}:{line}({name})",
-                "ncalls": ncalls,
-                "tottime_s": tottime,
-                "cumtime_s": cumtime,
-                "tottime_share": tottime / total if total else 0.0,
-            }
-        )
+    entries = profile_rows(profiler)
+    total = sum(row.tottime for row in entries)
     # Time blocked in the selector is the loop being idle, not CPU: leave it out of the shares.
-    idle = sum(r["tottime_s"] for r in rows if "of 'select.epoll' objects" in r["function"])
+    idle_row = "of 'select.epoll' objects"
+    idle = sum(row.tottime for row in entries if idle_row in row.function)
     busy = total - idle
-    rows = [r for r in rows if "of 'select.epoll' objects" not in r["function"]]
-    for r in rows:
-        r["tottime_share"] = r["tottime_s"] / busy if busy else 0.0
+    rows: list[dict[str, Any]] = [
+        {
+            "function": row.function,
+            "ncalls": row.ncalls,
+            "tottime_s": row.tottime,
+            "cumtime_s": row.cumtime,
+            "tottime_share": row.tottime / busy if busy else 0.0,
+        }
+        for row in entries
+        if idle_row not in row.function
+    ]
     pool = [r for r in rows if r["function"].endswith("(_assign_requests_to_connections)")]
     rows.sort(key=lambda r: -r["tottime_s"])
     return {
@@ -213,7 +209,7 @@ def worker(args: argparse.Namespace) -> int:
         package = str(Path(airflow_provider_aom.__file__ or "").parent)
         outcome = {"warm": warm, "statuses": statuses, "cpu_samples": samples, "connects": connects, "package": package}
         if profiler is not None:
-            outcome["profile"] = profile_rows(profiler)
+            outcome["profile"] = top_own_time(profiler)
         return outcome
 
     outcome = asyncio.run(main())
@@ -315,6 +311,9 @@ def analyse(
         requests = sum(1 for times in polls.values() for t in times if t0 <= t < t1)
         steady = {"cpu_s": c1 - c0, "requests": requests, "seconds": t1 - t0}
     total_requests = sum(actual.values())
+    min_requests = sum(minimum.values())
+    nominal_requests = n * (math.ceil(args.duration / args.poll) + 1)
+    peak_rss = max((s["rss"] for s in during), default=math.nan)
     total_cpu = events["done"]["cpu"] - events["launched"]["cpu"]
 
     def per_round(cpu: float, reqs: int) -> float:
@@ -336,9 +335,9 @@ def analyse(
         "steady_samples": len(in_window),
         "rss_baseline_mb": baseline_rss / 2**20,
         "rss_steady_mb": steady_rss / 2**20,
-        "rss_peak_mb": max((s["rss"] for s in during), default=math.nan) / 2**20,
+        "rss_peak_mb": peak_rss / 2**20,
         "kb_per_wait": (steady_rss - baseline_rss) / n / 1024,
-        "kb_per_wait_peak": (max((s["rss"] for s in during), default=math.nan) - baseline_rss) / n / 1024,
+        "kb_per_wait_peak": (peak_rss - baseline_rss) / n / 1024,
         "cpu_per_round_ms_steady": per_round(steady["cpu_s"], steady["requests"]) * 1000,
         "cpu_per_round_ms_total": per_round(total_cpu, total_requests) * 1000,
         "cpu_us_per_request_steady": steady["cpu_s"] / steady["requests"] * 1e6 if steady["requests"] else math.nan,
@@ -351,90 +350,87 @@ def analyse(
         "tcp_connects_waits": sum(1 for t in outcome["connects"] if t >= launched),
         "tcp_connects_steady": sum(1 for t in outcome["connects"] if window[0] <= t <= window[1]),
         "status_requests": total_requests,
-        "status_requests_min": sum(minimum.values()),
-        "requests_ratio": total_requests / sum(minimum.values()),
-        "status_requests_nominal": n * (math.ceil(args.duration / args.poll) + 1),
-        "requests_ratio_nominal": total_requests / (n * (math.ceil(args.duration / args.poll) + 1)),
+        "status_requests_min": min_requests,
+        "requests_ratio": total_requests / min_requests,
+        "status_requests_nominal": nominal_requests,
+        "requests_ratio_nominal": total_requests / nominal_requests,
         "requests_per_execution": summary(list(actual.values())),
         "excess_executions": sum(1 for eid in ids if actual[eid] > minimum[eid]),
     }
 
 
 def parent(args: argparse.Namespace) -> int:
-    home = tempfile.mkdtemp(prefix="aom-bench-waits-")
-    result_file = os.path.join(home, "worker-result.json")
-    worker_log = open(os.path.join(home, "worker.log"), "w")  # noqa: SIM115 - closed in finally
-    proc = None
-    deadline = time.time() + args.timeout
-    try:
-        with Emulator([f"{WORKFLOW}:success:{args.duration:g}", f"{WARM_WORKFLOW}:success:0"]) as emu:
-            env = bench_env(home, AIRFLOW_CONN_AOM_DEFAULT=json.dumps(connection(emu.base_url, "password")))
-            read_fd, write_fd = os.pipe()
-            cmd = [sys.executable, __file__, "--worker", "--mode", args.mode, "--poll", str(args.poll)]
-            cmd += ["--profile"] if args.profile else []
-            cmd += ["--event-fd", str(write_fd), "--result-file", result_file]
-            proc = popen(
-                cmd,
-                env=env,
-                stdin=subprocess.PIPE,
-                stdout=worker_log,
-                stderr=worker_log,
-                pass_fds=(write_fd,),
-                text=True,
+    with airflow_home("aom-bench-waits-") as home:
+        result_file = os.path.join(home, "worker-result.json")
+        worker_log = open(os.path.join(home, "worker.log"), "w")  # noqa: SIM115 - closed in finally
+        proc = None
+        deadline = time.time() + args.timeout
+        try:
+            with Emulator([f"{WORKFLOW}:success:{args.duration:g}", f"{WARM_WORKFLOW}:success:0"]) as emu:
+                env = bench_env(home, AIRFLOW_CONN_AOM_DEFAULT=conn_json(emu.base_url, "password"))
+                read_fd, write_fd = os.pipe()
+                cmd = [sys.executable, __file__, "--worker", "--mode", args.mode, "--poll", str(args.poll)]
+                cmd += ["--profile"] if args.profile else []
+                cmd += ["--event-fd", str(write_fd), "--result-file", result_file]
+                proc = popen(
+                    cmd,
+                    env=env,
+                    stdin=subprocess.PIPE,
+                    stdout=worker_log,
+                    stderr=worker_log,
+                    pass_fds=(write_fd,),
+                    text=True,
+                )
+                os.close(write_fd)
+                events_in = os.fdopen(read_fd)
+                events: dict[str, dict[str, Any]] = {}
+
+                def next_event(expected: str) -> dict[str, Any]:
+                    import select
+
+                    while True:
+                        remaining = deadline - time.time()
+                        if remaining <= 0 or not select.select([events_in], [], [], remaining)[0]:
+                            raise TimeoutError(f"worker: no {expected!r} event within --timeout {args.timeout:g} s")
+                        line = events_in.readline()
+                        if not line:
+                            raise RuntimeError(f"worker exited before {expected!r} (see its log)")
+                        event = json.loads(line)
+                        events[event["event"]] = event
+                        if event["event"] == expected:
+                            return event
+
+                next_event("ready")
+                sampler = Sampler(proc.pid)
+                warm_id = start_executions(emu.base_url, WARM_WORKFLOW, 1)[0]
+                ids = start_executions(emu.base_url, WORKFLOW, args.n)
+                assert proc.stdin is not None
+                proc.stdin.write(json.dumps({"warm_id": warm_id, "ids": ids}) + "\n")
+                proc.stdin.flush()
+                next_event("baseline")
+                sampler.start()
+                next_event("launched")
+                next_event("done")
+                sampler.halt.set()
+                sampler.join(5)
+                next_event("exit")
+                proc.wait(30)
+                outcome = json.loads(Path(result_file).read_text())
+                log, executions = emu.requests_log(), emu.executions()
+            result = analyse(args, events, outcome, sampler.samples, log, executions, ids)
+            result["command"] = f"python bench/waits.py --n {args.n} --mode {args.mode}" + (
+                " --profile" if args.profile else ""
             )
-            os.close(write_fd)
-            events_in = os.fdopen(read_fd)
-            events: dict[str, dict[str, Any]] = {}
-
-            def next_event(expected: str) -> dict[str, Any]:
-                import select
-
-                while True:
-                    remaining = deadline - time.time()
-                    if remaining <= 0 or not select.select([events_in], [], [], remaining)[0]:
-                        raise TimeoutError(f"worker: no {expected!r} event within --timeout {args.timeout:g} s")
-                    line = events_in.readline()
-                    if not line:
-                        raise RuntimeError(f"worker exited before {expected!r} (see its log)")
-                    event = json.loads(line)
-                    events[event["event"]] = event
-                    if event["event"] == expected:
-                        return event
-
-            next_event("ready")
-            sampler = Sampler(proc.pid)
-            warm_id = start_executions(emu.base_url, WARM_WORKFLOW, 1)[0]
-            ids = start_executions(emu.base_url, WORKFLOW, args.n)
-            assert proc.stdin is not None
-            proc.stdin.write(json.dumps({"warm_id": warm_id, "ids": ids}) + "\n")
-            proc.stdin.flush()
-            next_event("baseline")
-            sampler.start()
-            next_event("launched")
-            next_event("done")
-            sampler.halt.set()
-            sampler.join(5)
-            next_event("exit")
-            proc.wait(30)
-            outcome = json.loads(Path(result_file).read_text())
-            log, executions = emu.requests_log(), emu.executions()
-        result = analyse(args, events, outcome, sampler.samples, log, executions, ids)
-        result["command"] = f"python bench/waits.py --n {args.n} --mode {args.mode}" + (
-            " --profile" if args.profile else ""
-        )
-        write_json(args.json_out, result)
-        return 0 if result["all_success"] else 1
-    except Exception:
-        worker_log.flush()
-        tail = Path(worker_log.name).read_text()[-3000:]
-        print(f"waits: worker log tail:\n{tail}", file=sys.stderr)
-        raise
-    finally:
-        stop(proc)
-        worker_log.close()
-        import shutil
-
-        shutil.rmtree(home, ignore_errors=True)
+            write_json(args.json_out, result)
+            return 0 if result["all_success"] else 1
+        except Exception:
+            worker_log.flush()
+            tail = Path(worker_log.name).read_text()[-3000:]
+            print(f"waits: worker log tail:\n{tail}", file=sys.stderr)
+            raise
+        finally:
+            stop(proc)
+            worker_log.close()
 
 
 def main() -> int:
