@@ -8,7 +8,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,7 @@ from airflow_provider_aom.emulator import (  # noqa: E402
     DEFAULT_TEMP_SK,
     AomEmulator,
     EmulatorConfig,
+    WorkflowSpec,
 )
 
 STATIC_TOKEN = "MIIstatic-test-token-0123456789"
@@ -62,14 +63,19 @@ def emulator_server() -> Iterator[AomEmulator]:
         yield emu
 
 
+def reset_client_state(emu: AomEmulator) -> None:
+    """Reset the emulator (executions, faults, request log) and forget the tokens and project ids clients cached."""
+    from airflow_provider_aom import protocol
+
+    emu.state.reset()
+    TOKEN_CACHE.clear()
+    protocol._PROJECT_IDS.clear()
+
+
 @pytest.fixture
 def emulator(emulator_server: AomEmulator) -> Iterator[AomEmulator]:
     """The shared emulator, reset (executions, faults, request log) and with a clean token cache."""
-    emulator_server.state.reset()
-    TOKEN_CACHE.clear()
-    from airflow_provider_aom import protocol
-
-    protocol._PROJECT_IDS.clear()
+    reset_client_state(emulator_server)
     yield emulator_server
     emulator_server.state.clear_faults()
 
@@ -98,19 +104,51 @@ def connection(emu: AomEmulator, mode: str, **overrides: Any) -> dict[str, Any]:
     return conn
 
 
-@pytest.fixture
-def use_connection(monkeypatch: pytest.MonkeyPatch, emulator: AomEmulator):  # type: ignore[no-untyped-def]
-    """``use_connection(mode, conn_id="aom_default", **overrides)`` exports AIRFLOW_CONN_<ID>."""
+UseConnection = Callable[..., dict[str, Any]]
 
-    def _use(mode: str, conn_id: str = "aom_default", **overrides: Any) -> dict[str, Any]:
-        conn = connection(emulator, mode, **overrides)
+
+def connection_exporter(
+    emu: AomEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+    defaults: Callable[[str], dict[str, Any]] | None = None,
+) -> UseConnection:
+    """``use(mode, conn_id="aom_default", **overrides)``: export AIRFLOW_CONN_<ID> for ``connection(emu, mode)``.
+
+    ``defaults(mode)`` gives overrides applied first (``extra`` merged key by key, the call's winning).
+    """
+
+    def use(mode: str, conn_id: str = "aom_default", **overrides: Any) -> dict[str, Any]:
+        merged = dict(defaults(mode)) if defaults is not None else {}
+        extra = {**merged.pop("extra", {}), **overrides.pop("extra", {})}
+        conn = connection(emu, mode, **{**merged, **overrides, "extra": extra})
         monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(conn))
         return conn
 
-    return _use
+    return use
+
+
+@pytest.fixture
+def use_connection(monkeypatch: pytest.MonkeyPatch, emulator: AomEmulator) -> UseConnection:
+    """``use_connection(mode, conn_id="aom_default", **overrides)`` exports AIRFLOW_CONN_<ID>."""
+    return connection_exporter(emulator, monkeypatch)
 
 
 AUTH_MODES = ["aksk", "temp_aksk", "password", "token"]
+
+#: Short workflows the waiting tests run (tests/dags/dag_files/aom_test_dags.py names them).
+QUICK_SECONDS = 0.5
+QUICK_WORKFLOWS = (
+    WorkflowSpec(id="wf-quick", name="quick", outcome="success", duration=QUICK_SECONDS),
+    WorkflowSpec(id="wf-quick-fail", name="quick fail", outcome="fail", duration=QUICK_SECONDS),
+)
+
+
+@pytest.fixture
+def quick_workflows(emulator: AomEmulator) -> AomEmulator:
+    """The shared emulator with ``QUICK_WORKFLOWS`` added."""
+    for spec in QUICK_WORKFLOWS:
+        emulator.state.add_workflow(spec)
+    return emulator
 
 
 @pytest.fixture(scope="session")

@@ -23,17 +23,14 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as dist_version
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -61,6 +58,8 @@ from airflow_provider_aom.emulator import (
     EmulatorConfig,
     WorkflowSpec,
 )
+from tests.airflow_cluster import airflow_env, free_port, start_components, stop_process_groups
+from tests.polling import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "docs" / "screenshots"
@@ -121,14 +120,6 @@ HOST_LABEL = "AOM endpoint (optional)"
 LOGIN_LABEL = "Access Key ID / IAM user"
 PASSWORD_LABEL = "Secret Access Key / IAM password / IAM token"
 
-T = TypeVar("T")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
 
 @dataclass
 class Cluster:
@@ -148,6 +139,10 @@ class Cluster:
             if proc.poll() is not None:
                 raise AssertionError(f"airflow {name} exited with code {proc.returncode}")
 
+    def polling(self) -> dict[str, Any]:
+        """``wait_for`` options: poll every 0.5 s; a refused connection means "not yet"; a dead component fails."""
+        return {"interval": 0.5, "ignore": (requests.ConnectionError,), "check": self.check_alive}
+
     def tails(self, chars: int = 4000) -> str:
         """The end of each component's log, then of each task log."""
         parts = []
@@ -155,36 +150,6 @@ class Cluster:
             name = log.relative_to(self.logs if log.is_relative_to(self.logs) else self.home)
             parts.append(f"----- tail of {name}\n{log.read_text(errors='replace')[-chars:]}")
         return "\n".join(parts)
-
-
-def wait_for(what: str, predicate: Callable[[], T | None], timeout: float, cluster: Cluster | None = None) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        if cluster is not None:
-            cluster.check_alive()
-        with contextlib.suppress(requests.ConnectionError):
-            value = predicate()
-            if value:
-                return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.5)
-
-
-def stop_process_groups(procs: list[subprocess.Popen[bytes]], grace: float = 20.0) -> None:
-    """SIGTERM each process group, wait up to ``grace`` seconds, then SIGKILL whatever is left of each group."""
-    for proc in procs:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    for proc in procs:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-    for proc in procs:
-        # Also reaps children (LocalExecutor workers, task supervisors) that outlived their group leader.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
 
 
 @contextlib.contextmanager
@@ -222,51 +187,31 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     cluster = Cluster(base_url=f"http://127.0.0.1:{port}", emulator=emulator, home=home, logs=logs)
     cluster.http.trust_env = False  # loopback only: never through a proxy from the environment
     # Nothing of the caller's Airflow configuration or connections leaks in (tests/conftest.py sets some).
-    inherited = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("AIRFLOW__", "AIRFLOW_CONN_", "AIRFLOW_VAR_", "AIRFLOW_HOME"))
-    }
-    env = {
-        **inherited,
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-        "AIRFLOW__CORE__PARALLELISM": "2",
-        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-        "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{cluster.base_url}/execution/",
-        "AIRFLOW__API__HOST": "127.0.0.1",
-        "AIRFLOW__API__PORT": str(port),
-        "AIRFLOW__API_AUTH__JWT_SECRET": "browser-test-secret",
-        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "2",
-        "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
-        "NO_PROXY": "127.0.0.1,localhost",
-        "no_proxy": "127.0.0.1,localhost",
-        "PYTHONWARNINGS": "ignore",
-    }
-    airflow = [sys.executable, "-m", "airflow"]
+    env = airflow_env(
+        home,
+        dags,
+        port,
+        "browser-test-secret",
+        isolated=True,
+        extra={
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+            "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
+            "NO_PROXY": "127.0.0.1,localhost",
+            "no_proxy": "127.0.0.1,localhost",
+        },
+    )
     try:
         with diagnostics(cluster):
-            with open(logs / "db-migrate.log", "wb") as out:
-                subprocess.run([*airflow, "db", "migrate"], env=env, check=True, stdout=out, stderr=subprocess.STDOUT)
-            for name, args in (
-                ("api-server", ["api-server", "--host", "127.0.0.1", "--port", str(port)]),
-                ("dag-processor", ["dag-processor"]),
-                ("scheduler", ["scheduler", "--skip-serve-logs"]),
-                ("triggerer", ["triggerer", "--skip-serve-logs"]),
-            ):
-                with open(logs / f"{name}.log", "wb") as out:
-                    cluster.procs[name] = subprocess.Popen(
-                        [*airflow, *args], env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-                    )
-            wait_for("the api-server", lambda: cluster.api("GET", "/api/v2/monitor/health").ok, 120, cluster=cluster)
+            start_components(env, logs, ["api-server", "dag-processor", "scheduler", "triggerer"], cluster.procs)
+            wait_for(
+                lambda: cluster.api("GET", "/api/v2/monitor/health").ok,
+                120,
+                "the api-server",
+                **cluster.polling(),
+            )
         yield cluster
     finally:
-        stop_process_groups(list(cluster.procs.values()))
+        stop_process_groups(cluster.procs.values())
         emulator.stop()
         cluster.http.close()
 
@@ -432,10 +377,10 @@ def test_example_dag_shows_the_execution_link(cluster: Cluster, page: Page) -> N
     require_connection(cluster)
     with diagnostics(cluster, page, "task-link"):
         wait_for(
-            f"the dag-processor to parse {DAG_ID}",
             lambda: cluster.api("GET", f"/api/v2/dags/{DAG_ID}").ok,
             120,
-            cluster=cluster,
+            f"the dag-processor to parse {DAG_ID}",
+            **cluster.polling(),
         )
         page.goto(f"/dags/{DAG_ID}")
         page.get_by_role("button", name="Trigger Dag").click()
@@ -456,7 +401,7 @@ def test_example_dag_shows_the_execution_link(cluster: Cluster, page: Page) -> N
         ti_page = f"/dags/{DAG_ID}/runs/{quote(run_id, safe='')}/tasks/{TASK_ID}"
 
         # While the trigger waits: the link is there already (pushed right after the submit).
-        state = wait_for(f"{TASK_ID} to defer", lambda: ti_state("deferred", *finished), 120, cluster=cluster)
+        state = wait_for(lambda: ti_state("deferred", *finished), 120, f"{TASK_ID} to defer", **cluster.polling())
         assert state == "deferred", f"the task did not defer (deferrable=True) but ended {state}"
         executions = cluster.emulator.state.executions()
         assert len(executions) == 1, executions
@@ -469,7 +414,7 @@ def test_example_dag_shows_the_execution_link(cluster: Cluster, page: Page) -> N
         assert ti_state("deferred") == "deferred", "finished before the link was checked; lengthen WORKFLOW_SECONDS"
 
         # After the run: the task succeeded and the link still points at the same execution.
-        state = wait_for(f"{TASK_ID} to finish", lambda: ti_state(*finished), 150, cluster=cluster)
+        state = wait_for(lambda: ti_state(*finished), 150, f"{TASK_ID} to finish", **cluster.polling())
         assert state == "success", f"{TASK_ID} ended {state} (see the logs below)"
         assert [e["execution_id"] for e in cluster.emulator.state.executions()] == [execution_id]
         page.goto(ti_page)

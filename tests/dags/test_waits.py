@@ -7,20 +7,13 @@ from typing import Any
 import pytest
 
 from airflow_provider_aom.emulator import AomEmulator, WorkflowSpec
-from tests.dags.dagrun import AIRFLOW_3, load_example, load_test_dag, run, task_states, xcom
+from tests.dags.dagrun import AIRFLOW_3, load_example, load_test_dag, run, task_states, try_numbers, xcom
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
 
 
 def _mode(deferrable: bool) -> str:
     return "deferrable" if deferrable else "sync"
-
-
-@pytest.fixture
-def quick_workflows(emulator: AomEmulator) -> AomEmulator:
-    emulator.state.add_workflow(WorkflowSpec(id="wf-quick", name="quick", outcome="success", duration=0.5))
-    emulator.state.add_workflow(WorkflowSpec(id="wf-quick-fail", name="quick fail", outcome="fail", duration=0.5))
-    return emulator
 
 
 @pytest.mark.parametrize("deferrable", [False, True], ids=["sync", "deferrable"])
@@ -133,6 +126,8 @@ def test_unfixable_errors_fail_once_without_retries(
     use_connection(mode, **overrides)
     dag_run = run(load_test_dag("aom_fail_once"), conf={"workflow_id": workflow_id})
     assert task_states(dag_run) == {"run": "failed"}
+    # aom_fail_once has retries=2: an unfixable error fails at once.
+    assert try_numbers(dag_run) == {"run": 1}
     assert emulator.state.count_requests("POST", "/v1/") <= 1
     assert emulator.state.executions() == []
 

@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from http.client import HTTPConnection
 from pathlib import Path
@@ -38,8 +38,11 @@ from airflow_provider_aom.emulator import (
     WorkflowSpec,
     default_workflows,
 )
+from tests.polling import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
+#: Subprocesses import the provider from the checkout.
+PYTHONPATH_ENV = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
 PID = DEFAULT_PROJECT_ID
 STATIC = "MIIemulator-static-token"
 FAST = 0.2
@@ -143,13 +146,6 @@ def status_of(emu: AomEmulator, http: requests.Session, workflow_id: str, execut
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.02)
 
 
 def assert_gateway_401(response: requests.Response, detail: str) -> None:
@@ -678,9 +674,14 @@ def test_emulator_does_not_import_airflow() -> None:
         "loaded = [m for m in sys.modules if m == 'airflow' or m.startswith('airflow.')]; "
         "assert not loaded, loaded"
     )
-    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT, timeout=30, check=False
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=PYTHONPATH_ENV,
+        cwd=ROOT,
+        timeout=30,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
 
@@ -695,7 +696,7 @@ def test_fault_delay_times_out_client_but_work_is_done(emu: AomEmulator, http: r
     emu.state.add_fault("delay", method="POST", path=EXECUTE, delay=0.5)
     with pytest.raises(requests.exceptions.ReadTimeout):
         http.post(emu.base_url + aom("/workflow/wf-success/executions"), headers={"X-Auth-Token": STATIC}, timeout=0.15)
-    wait_for(lambda: len(emu.state.executions()) == 1)
+    wait_for(lambda: len(emu.state.executions()) == 1, 5.0, "the delayed execute to be handled")
     # Used up: the next request is served at once.
     execute(emu, http, "wf-success")
 
@@ -928,7 +929,6 @@ def _read_first_line(process: subprocess.Popen[str], timeout: float = 10.0) -> s
 
 
 def test_cli_prints_url_first_and_stops_on_sigterm(http: requests.Session) -> None:
-    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     process = subprocess.Popen(
         [
             sys.executable,
@@ -944,7 +944,7 @@ def test_cli_prints_url_first_and_stops_on_sigterm(http: requests.Session) -> No
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=env,
+        env=PYTHONPATH_ENV,
         cwd=ROOT,
     )
     try:
@@ -965,12 +965,11 @@ def test_cli_prints_url_first_and_stops_on_sigterm(http: requests.Session) -> No
 
 
 def test_cli_help_documents_defaults() -> None:
-    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     result = subprocess.run(
         [sys.executable, "-m", "airflow_provider_aom.emulator", "--help"],
         capture_output=True,
         text=True,
-        env=env,
+        env=PYTHONPATH_ENV,
         cwd=ROOT,
         timeout=30,
         check=False,

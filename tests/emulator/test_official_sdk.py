@@ -230,7 +230,7 @@ def test_sdk_rejected_credentials(emu: AomEmulator, credentials: BasicCredential
     assert rejected.value.error_msg == "Incorrect IAM authentication information: verify aksk signature fail"
 
 
-def test_sdk_discovers_project_id_through_iam(emu: AomEmulator) -> None:
+def test_sdk_discovers_project_id_through_iam() -> None:
     # The SDK caches discovered project ids per AK + region for the whole process,
     # so this test uses an AK of its own to be sure the lookup really happens.
     ak = "DISCOVERY" + uuid.uuid4().hex[:11].upper()
@@ -250,7 +250,7 @@ def test_sdk_discovers_project_id_through_iam(emu: AomEmulator) -> None:
         assert own.state.requests()[0]["query"] == f"name={DEFAULT_REGION}"
 
 
-def test_sdk_project_discovery_fails_for_unknown_region(emu: AomEmulator) -> None:
+def test_sdk_project_discovery_fails_for_unknown_region() -> None:
     ak = "DISCOVERY" + uuid.uuid4().hex[:11].upper()
     with AomEmulator(EmulatorConfig(ak=ak, sk="another-secret")) as own:
         credentials = BasicCredentials(ak, "another-secret").with_iam_endpoint(own.base_url)

@@ -7,12 +7,11 @@ have been answered, so counts are final before a test asserts on them.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
 from airflow_provider_aom.emulator import DEFAULT_PROJECT_ID, EmulatorState
+from tests.polling import wait_for
 
 PROJECT = DEFAULT_PROJECT_ID
 
@@ -42,19 +41,11 @@ def logged(state: EmulatorState, method: str, path: str) -> list[dict[str, Any]]
     return [r for r in state.requests() if r["method"] == method and r["path"] == path]
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
-
-
 def settle(state: EmulatorState, delays_added: int) -> None:
     """Wait until every request held by a consumed ``delay`` fault has been handled and logged."""
     remaining = sum(f["remaining"] for f in state.faults() if f["kind"] == "delay")
     consumed = delays_added - remaining
-    wait_until(
+    wait_for(
         lambda: sum(1 for r in state.requests() if r["fault"] == "delay") >= consumed,
         what=f"{consumed} delayed request(s) to be handled",
     )

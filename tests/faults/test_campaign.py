@@ -36,7 +36,7 @@ from airflow_provider_aom.auth.tokens import TOKEN_CACHE
 from airflow_provider_aom.emulator import AomEmulator, EmulatorConfig, WorkflowSpec
 from airflow_provider_aom.exceptions import AomAmbiguousSubmitError, AomError
 from airflow_provider_aom.hooks.aom import AomHook
-from tests.conftest import connection
+from tests.conftest import connection, reset_client_state
 from tests.faults import executions_path, logged, settle
 
 SEED = int(os.environ.get("AOM_FAULT_CAMPAIGN_SEED", "20261127"))
@@ -130,11 +130,7 @@ def plan(seed: int, trials: int) -> list[Trial]:
 
 def run_trial(emulator: AomEmulator, trial: Trial) -> TrialResult:
     state = emulator.state
-    state.reset()
-    TOKEN_CACHE.clear()
-    from airflow_provider_aom import protocol
-
-    protocol._PROJECT_IDS.clear()
+    reset_client_state(emulator)
     for fault in trial.faults:
         fault.inject(emulator)
     hook = AomHook(aom_conn_id=f"aom_campaign_{trial.mode}")

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from airflow_provider_aom.emulator import AomEmulator, WorkflowSpec
+from airflow_provider_aom.emulator import AomEmulator
 from airflow_provider_aom.exceptions import (
     AomAmbiguousSubmitError,
     AomApiError,
@@ -39,10 +39,9 @@ from airflow_provider_aom.exceptions import (
     AomThrottledError,
 )
 from airflow_provider_aom.hooks.aom import AomHook
+from tests.conftest import UseConnection
 from tests.dags.dagrun import load_test_dag, run, task_states, xcom
 from tests.faults import DELAY, DELAY_TIMEOUT, FAST, executions_path, logged, settle, status_path
-
-UseConnection = Callable[..., dict[str, Any]]
 
 # Executing for 600 s: nothing the tests read changes while they run.
 WORKFLOW = "wf-long"
@@ -88,11 +87,12 @@ FAULTS: dict[str, Fault] = {
 }
 
 
-def connect(use_connection: UseConnection, mode: str, **extra: Any) -> AomHook:
-    """A hook whose token and project id are already known, so the request log shows only what follows."""
+def connect(use_connection: UseConnection, emulator: AomEmulator, mode: str, **extra: Any) -> AomHook:
+    """A hook whose token and project id are already known, then a reset emulator: the log shows only what follows."""
     use_connection(mode, extra={**FAST, **extra})
     hook = AomHook()
     hook.get_project_id()
+    emulator.state.reset()
     return hook
 
 
@@ -145,19 +145,19 @@ SUBMIT_CASES = [
 ]
 
 
-def submit_params() -> list[Any]:
+def case_params(cases: list[Any]) -> list[Any]:
+    """Each case in aksk and password mode (expire_token: password only, the mode with a token to expire)."""
     params = []
-    for case in SUBMIT_CASES:
+    for case in cases:
         modes = ["password"] if case.fault == "expire_token" else ["aksk", "password"]
         params += [pytest.param(case, mode, id=f"{case.fault}-{mode}") for mode in modes]
     return params
 
 
-@pytest.mark.parametrize(("case", "mode"), submit_params())
+@pytest.mark.parametrize(("case", "mode"), case_params(SUBMIT_CASES))
 def test_submit_fault(case: SubmitCase, mode: str, use_connection: UseConnection, emulator: AomEmulator) -> None:
     fault = FAULTS[case.fault]
-    hook = connect(use_connection, mode, **fault.extra)
-    emulator.state.reset()
+    hook = connect(use_connection, emulator, mode, **fault.extra)
     iam_before = emulator.state.iam_token_requests()
     fault.add(emulator, "POST", r"/executions$")
 
@@ -182,6 +182,10 @@ def test_submit_fault(case: SubmitCase, mode: str, use_connection: UseConnection
         # Reconciliation came after the (only) POST, and nothing was sent after it.
         assert index_of(emulator, lists[0]) > index_of(emulator, posts[-1])
 
+    if case.fault == "delay":
+        # Created after the read timeout: adopted once the server has created it, or named in the error.
+        [late] = created
+        assert late == result or (error is not None and late in str(error))
     if case.fault == "delay" and error is None:
         # The late execution is adopted once the server has created it.
         assert [result] == created
@@ -201,22 +205,9 @@ def test_submit_fault(case: SubmitCase, mode: str, use_connection: UseConnection
         assert emulator.state.iam_token_requests() - iam_before == 1
 
 
-def test_execution_created_after_a_read_timeout_is_adopted_or_named(
-    use_connection: UseConnection, emulator: AomEmulator
-) -> None:
-    hook = connect(use_connection, "aksk", **FAULTS["delay"].extra)
-    emulator.state.reset()
-    FAULTS["delay"].add(emulator, "POST", r"/executions$")
-    result, error, _ = outcome_of(lambda: hook.execute_workflow(WORKFLOW))
-    settle(emulator.state, 1)
-    [created] = ids(emulator)
-    assert created == result or (error is not None and created in str(error))
-
-
 def test_ambiguous_submit_names_every_candidate(use_connection: UseConnection, emulator: AomEmulator) -> None:
     """Another execution began inside the clock-skew window: two candidates, none adopted, both named."""
-    hook = connect(use_connection, "aksk")
-    emulator.state.reset()
+    hook = connect(use_connection, emulator, "aksk")
     earlier = hook.execute_workflow(WORKFLOW)
     FAULTS["drop_after"].add(emulator, "POST", r"/executions$")
     with pytest.raises(AomAmbiguousSubmitError) as info:
@@ -232,8 +223,7 @@ def test_ambiguous_submit_names_every_candidate(use_connection: UseConnection, e
 def test_execution_list_outage_during_reconciliation_is_retried(
     use_connection: UseConnection, emulator: AomEmulator
 ) -> None:
-    hook = connect(use_connection, "aksk")
-    emulator.state.reset()
+    hook = connect(use_connection, emulator, "aksk")
     FAULTS["drop_after"].add(emulator, "POST", r"/executions$")
     FAULTS["503"].add(emulator, "GET", r"/executions$", count=2)
     execution_id = hook.execute_workflow(WORKFLOW)
@@ -246,8 +236,7 @@ def test_unreadable_execution_list_fails_without_resending(
     use_connection: UseConnection, emulator: AomEmulator
 ) -> None:
     """The list answers garbage (not retried: not a transient class): the error says it could not be read."""
-    hook = connect(use_connection, "aksk")
-    emulator.state.reset()
+    hook = connect(use_connection, emulator, "aksk")
     FAULTS["drop_after"].add(emulator, "POST", r"/executions$")
     FAULTS["malformed"].add(emulator, "GET", r"/executions$")
     with pytest.raises(AomAmbiguousSubmitError, match="could not be read") as info:
@@ -260,8 +249,7 @@ def test_unreadable_execution_list_fails_without_resending(
 def test_persistent_throttling_gives_up_after_the_attempts(
     use_connection: UseConnection, emulator: AomEmulator
 ) -> None:
-    hook = connect(use_connection, "aksk", retry_attempts=3)
-    emulator.state.reset()
+    hook = connect(use_connection, emulator, "aksk", retry_attempts=3)
     emulator.state.add_fault("status", method="POST", path=r"/executions$", status=429, count=10)
     with pytest.raises(AomThrottledError) as info:
         hook.execute_workflow(WORKFLOW)
@@ -274,8 +262,7 @@ def test_persistent_throttling_gives_up_after_the_attempts(
 def test_retry_after_longer_than_retry_max_wait_is_not_cut_short(
     use_connection: UseConnection, emulator: AomEmulator
 ) -> None:
-    hook = connect(use_connection, "aksk", retry_max_wait=0.1)
-    emulator.state.reset()
+    hook = connect(use_connection, emulator, "aksk", retry_max_wait=0.1)
     emulator.state.add_fault("status", method="POST", path=r"/executions$", status=429, retry_after=0.5)
     result, error, _ = outcome_of(lambda: hook.execute_workflow(WORKFLOW))
     posts = logged(emulator.state, "POST", executions_path(WORKFLOW))
@@ -287,8 +274,7 @@ def test_refused_connection_is_resent(
     use_connection: UseConnection, emulator: AomEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The first attempt meets a closed port (provably never sent): the POST is sent again, once."""
-    hook = connect(use_connection, "aksk")
-    emulator.state.reset()
+    hook = connect(use_connection, emulator, "aksk")
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         closed_port = sock.getsockname()[1]
@@ -311,8 +297,7 @@ def test_refused_connection_is_resent(
 
 
 def test_token_rejected_twice_is_an_authentication_error(use_connection: UseConnection, emulator: AomEmulator) -> None:
-    hook = connect(use_connection, "password")
-    emulator.state.reset()
+    hook = connect(use_connection, emulator, "password")
     FAULTS["expire_token"].add(emulator, "POST", r"/executions$", count=2)
     with pytest.raises(AomAuthenticationError) as info:
         hook.execute_workflow(WORKFLOW)
@@ -322,8 +307,7 @@ def test_token_rejected_twice_is_an_authentication_error(use_connection: UseConn
 
 
 def test_static_token_rejected_is_not_resent(use_connection: UseConnection, emulator: AomEmulator) -> None:
-    hook = connect(use_connection, "token")
-    emulator.state.reset()
+    hook = connect(use_connection, emulator, "token")
     FAULTS["expire_token"].add(emulator, "POST", r"/executions$")
     with pytest.raises(AomAuthenticationError):
         hook.execute_workflow(WORKFLOW)
@@ -332,8 +316,7 @@ def test_static_token_rejected_is_not_resent(use_connection: UseConnection, emul
 
 
 def test_failed_token_renewal_is_not_an_ambiguous_submit(use_connection: UseConnection, emulator: AomEmulator) -> None:
-    hook = connect(use_connection, "password")
-    emulator.state.reset()
+    hook = connect(use_connection, emulator, "password")
     FAULTS["expire_token"].add(emulator, "POST", r"/executions$")
     emulator.state.add_fault("status", method="POST", path=r"^/v3/auth/tokens$", status=503)
     result, error, _ = outcome_of(lambda: hook.execute_workflow(WORKFLOW))
@@ -374,19 +357,10 @@ READ_CASES = [
 ]
 
 
-def read_params() -> list[Any]:
-    params = []
-    for case in READ_CASES:
-        modes = ["password"] if case.fault == "expire_token" else ["aksk", "password"]
-        params += [pytest.param(case, mode, id=f"{case.fault}-{mode}") for mode in modes]
-    return params
-
-
-@pytest.mark.parametrize(("case", "mode"), read_params())
+@pytest.mark.parametrize(("case", "mode"), case_params(READ_CASES))
 def test_status_read_fault(case: ReadCase, mode: str, use_connection: UseConnection, emulator: AomEmulator) -> None:
     fault = FAULTS[case.fault]
-    hook = connect(use_connection, mode, **fault.extra)
-    emulator.state.reset()
+    hook = connect(use_connection, emulator, mode, **fault.extra)
     execution_id = hook.execute_workflow(WORKFLOW)
     iam_before = emulator.state.iam_token_requests()
     fault.add(emulator, "GET", r"/status$")
@@ -421,8 +395,7 @@ def test_status_read_fault(case: ReadCase, mode: str, use_connection: UseConnect
 def test_other_4xx_on_a_read_is_never_retried(
     status: int, error_type: type[AomApiError], use_connection: UseConnection, emulator: AomEmulator
 ) -> None:
-    hook = connect(use_connection, "aksk")
-    emulator.state.reset()
+    hook = connect(use_connection, emulator, "aksk")
     execution_id = hook.execute_workflow(WORKFLOW)
     emulator.state.add_fault("status", method="GET", path=r"/status$", status=status, count=5)
     with pytest.raises(error_type) as info:
@@ -434,8 +407,7 @@ def test_other_4xx_on_a_read_is_never_retried(
 
 
 def test_read_retries_are_bounded_in_attempts(use_connection: UseConnection, emulator: AomEmulator) -> None:
-    hook = connect(use_connection, "aksk", retry_attempts=3)
-    emulator.state.reset()
+    hook = connect(use_connection, emulator, "aksk", retry_attempts=3)
     execution_id = hook.execute_workflow(WORKFLOW)
     emulator.state.add_fault("status", method="GET", path=r"/status$", status=503, count=10)
     with pytest.raises(AomServerError):
@@ -444,8 +416,7 @@ def test_read_retries_are_bounded_in_attempts(use_connection: UseConnection, emu
 
 
 def test_read_retries_are_bounded_in_total_time(use_connection: UseConnection, emulator: AomEmulator) -> None:
-    hook = connect(use_connection, "aksk", retry_total=0.3, retry_max_wait=5)
-    emulator.state.reset()
+    hook = connect(use_connection, emulator, "aksk", retry_total=0.3, retry_max_wait=5)
     execution_id = hook.execute_workflow(WORKFLOW)
     emulator.state.add_fault("status", method="GET", path=r"/status$", status=429, retry_after=1.2, count=10)
     _, error, elapsed = outcome_of(lambda: hook.get_execution(WORKFLOW, execution_id))
@@ -457,8 +428,7 @@ def test_read_retries_are_bounded_in_total_time(use_connection: UseConnection, e
 def test_other_idempotent_calls_retry_transient_errors(
     call: str, use_connection: UseConnection, emulator: AomEmulator
 ) -> None:
-    hook = connect(use_connection, "aksk")
-    emulator.state.reset()
+    hook = connect(use_connection, emulator, "aksk")
     execution_id = hook.execute_workflow(WORKFLOW)
     if call == "terminate":
         emulator.state.add_fault("status", method="POST", path=r"/terminate$", status=503)
@@ -479,29 +449,23 @@ def test_other_idempotent_calls_retry_transient_errors(
 # --------------------------------------------------------------------------- on real Airflow
 
 
-@pytest.fixture
-def quick_workflow(emulator: AomEmulator) -> AomEmulator:
-    emulator.state.add_workflow(WorkflowSpec(id="wf-quick", name="quick", outcome="success", duration=0.5))
-    return emulator
-
-
 @pytest.mark.dag
 @pytest.mark.usefixtures("airflow_db")
 @pytest.mark.parametrize("mode", ["sync", "deferrable"])
 def test_wait_survives_503s_while_polling(
-    mode: str, use_connection: UseConnection, quick_workflow: AomEmulator
+    mode: str, use_connection: UseConnection, quick_workflows: AomEmulator
 ) -> None:
     use_connection("aksk", extra={"retry_max_wait": 0.05})
-    quick_workflow.state.add_fault("status", method="GET", path=r"/status$", status=503, count=3)
+    quick_workflows.state.add_fault("status", method="GET", path=r"/status$", status=503, count=3)
     dag_run = run(load_test_dag(f"aom_wait_success_{mode}"))
     assert task_states(dag_run) == {"run": "success"}
-    [execution_id] = ids(quick_workflow, "wf-quick")
+    [execution_id] = ids(quick_workflows, "wf-quick")
     assert xcom(dag_run, "run") == execution_id
     assert xcom(dag_run, "run", "execution_detail")["status"] == "success"
-    statuses = [r["status"] for r in logged(quick_workflow.state, "GET", status_path("wf-quick", execution_id))]
+    statuses = [r["status"] for r in logged(quick_workflows.state, "GET", status_path("wf-quick", execution_id))]
     assert statuses[:3] == [503, 503, 503] and statuses[-1] == 200
-    assert quick_workflow.state.faults() == []
-    assert len(logged(quick_workflow.state, "POST", executions_path("wf-quick"))) == 1
+    assert quick_workflows.state.faults() == []
+    assert len(logged(quick_workflows.state, "POST", executions_path("wf-quick"))) == 1
 
 
 @pytest.mark.dag

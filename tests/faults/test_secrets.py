@@ -28,11 +28,11 @@ from airflow_provider_aom.api import ApiResponse
 from airflow_provider_aom.auth.signer import canonical_request, signed_header_names
 from airflow_provider_aom.auth.tokens import TOKEN_CACHE
 from airflow_provider_aom.config import AomConnectionConfig
-from airflow_provider_aom.emulator import AomEmulator, EmulatorConfig, WorkflowSpec, default_workflows
+from airflow_provider_aom.emulator import AomEmulator, EmulatorConfig, default_workflows
 from airflow_provider_aom.exceptions import AomAuthenticationError
 from airflow_provider_aom.hooks.aom import AomHook
 from airflow_provider_aom.protocol import FetchToken
-from tests.conftest import connection
+from tests.conftest import AUTH_MODES, QUICK_WORKFLOWS, UseConnection, connection_exporter, reset_client_state
 from tests.dags.dagrun import AIRFLOW_3, load_test_dag, run, task_states
 from tests.faults import PROJECT
 
@@ -73,26 +73,17 @@ def vault() -> Iterator[AomEmulator]:
         security_token=SECURITY_TOKEN,
         iam_password=IAM_PASSWORD,
         static_tokens=[STATIC_TOKEN],
-        workflows=[*default_workflows(), WorkflowSpec(id="wf-quick", name="quick", outcome="success", duration=0.5)],
+        workflows=[*default_workflows(), *QUICK_WORKFLOWS],
     )
     with AomEmulator(config) as emulator:
         yield emulator
 
 
 @pytest.fixture
-def secret_connection(vault: AomEmulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """``secret_connection(mode, **overrides)``: aom_default against the vault emulator."""
-    vault.state.reset()
-    TOKEN_CACHE.clear()
-
-    def use(mode: str, **overrides: Any) -> dict[str, Any]:
-        merged = credentials(mode)
-        extra = {**merged.pop("extra", {}), **overrides.pop("extra", {})}
-        conn = connection(vault, mode, **{**merged, **overrides, "extra": extra})
-        monkeypatch.setenv("AIRFLOW_CONN_AOM_DEFAULT", json.dumps(conn))
-        return conn
-
-    yield use
+def secret_connection(vault: AomEmulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[UseConnection]:
+    """``secret_connection(mode, **overrides)``: aom_default against the vault emulator, with this module's secrets."""
+    reset_client_state(vault)
+    yield connection_exporter(vault, monkeypatch, defaults=credentials)
     vault.state.clear_faults()
     TOKEN_CACHE.clear()
 
@@ -179,7 +170,7 @@ def everything(caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[st
 
 @pytest.mark.dag
 @pytest.mark.usefixtures("airflow_db")
-@pytest.mark.parametrize("mode", ["aksk", "temp_aksk", "password", "token"])
+@pytest.mark.parametrize("mode", AUTH_MODES)
 def test_dag_run_shows_no_secret(
     mode: str, secret_connection: Any, vault: AomEmulator, masked: list[str], everything: Any
 ) -> None:
@@ -250,7 +241,7 @@ def test_authentication_errors_carry_no_secret(
 # --------------------------------------------------------------------------- repr()
 
 
-@pytest.mark.parametrize("mode", ["aksk", "temp_aksk", "password", "token"])
+@pytest.mark.parametrize("mode", AUTH_MODES)
 def test_reprs_hold_no_secret(mode: str, secret_connection: Any, vault: AomEmulator, masked: list[str]) -> None:
     secret_connection(mode)
     hook = AomHook()

@@ -14,7 +14,7 @@ from airflow_provider_aom.exceptions import (
     AomNotFoundError,
 )
 from airflow_provider_aom.hooks.aom import AomHook
-from tests.conftest import AUTH_MODES
+from tests.conftest import AUTH_MODES, QUICK_SECONDS
 
 
 @pytest.mark.parametrize("mode", AUTH_MODES)
@@ -44,8 +44,6 @@ def test_every_call_in_every_auth_mode(mode: str, use_connection, emulator: AomE
 
 
 def test_project_id_resolved_from_iam_for_aksk(use_connection, emulator: AomEmulator) -> None:  # type: ignore[no-untyped-def]
-    conn = use_connection("aksk")
-    del conn["extra"]["project_id"]
     use_connection("aksk", extra={"project_id": ""})
     hook = AomHook()
     assert hook.get_project_id() == DEFAULT_PROJECT_ID
@@ -130,12 +128,9 @@ def test_test_connection_reports_server_error(use_connection, emulator: AomEmula
     assert "APIG.0301" in message
 
 
-def test_status_progresses_to_the_end(use_connection, emulator: AomEmulator) -> None:  # type: ignore[no-untyped-def]
-    from airflow_provider_aom.emulator import WorkflowSpec
-
-    emulator.state.add_workflow(WorkflowSpec(id="wf-quick", name="quick", outcome="success", duration=0.2))
+def test_status_progresses_to_the_end(use_connection, quick_workflows: AomEmulator) -> None:  # type: ignore[no-untyped-def]
     use_connection("token")
     hook = AomHook()
     execution_id = hook.execute_workflow("wf-quick")
-    time.sleep(0.4)
+    time.sleep(QUICK_SECONDS + 0.2)
     assert hook.get_execution("wf-quick", execution_id)["status"] == "success"

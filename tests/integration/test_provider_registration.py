@@ -17,6 +17,10 @@ def test_providers_manager_registers_everything() -> None:
     hook = manager.hooks["huaweicloud_aom"]
     assert hook is not None
     assert hook.hook_class_name == "airflow_provider_aom.hooks.aom.AomHook"
+    # The UI's "Test Connection" button shows only for a hook class with test_connection.
+    from airflow_provider_aom.hooks.aom import AomHook
+
+    assert callable(getattr(AomHook, "test_connection", None))
     assert hook.connection_id_attribute_name == "aom_conn_id"
     assert hook.hook_name == "Huawei Cloud AOM"
     assert "airflow_provider_aom.links.aom.AomWorkflowExecutionLink" in manager.extra_links_class_names
@@ -38,9 +42,3 @@ def test_cli_lists_the_provider() -> None:
         check=True,
     ).stdout
     assert "airflow-provider-aom" in out
-
-
-def test_connection_test_button_is_available() -> None:
-    from airflow_provider_aom.hooks.aom import AomHook
-
-    assert callable(getattr(AomHook, "test_connection", None))

@@ -32,14 +32,11 @@ def round_trip(trigger: AomWorkflowExecutionTrigger) -> AomWorkflowExecutionTrig
 
 
 @pytest.fixture
-def workflows(emulator: AomEmulator) -> AomEmulator:
-    for spec in (
-        WorkflowSpec(id="wf-quick", name="quick", outcome="success", duration=0.3),
-        WorkflowSpec(id="wf-quick-fail", name="quick fail", outcome="fail", duration=0.3),
-        WorkflowSpec(id="wf-wait", name="approval", outcome="approval", duration=0.1, approvers=["ops-lead"]),
-    ):
-        emulator.state.add_workflow(spec)
-    return emulator
+def workflows(quick_workflows: AomEmulator) -> AomEmulator:
+    quick_workflows.state.add_workflow(
+        WorkflowSpec(id="wf-wait", name="approval", outcome="approval", duration=0.1, approvers=["ops-lead"])
+    )
+    return quick_workflows
 
 
 def start(workflow_id: str) -> str:
@@ -144,13 +141,33 @@ async def test_transient_errors_while_polling_are_retried(use_connection, workfl
     assert event["status"] == "success"
 
 
-async def test_many_triggers_share_one_token_and_few_sockets(use_connection, workflows: AomEmulator) -> None:  # type: ignore[no-untyped-def]
+async def test_many_triggers_share_one_token_and_few_sockets(  # type: ignore[no-untyped-def]
+    use_connection, workflows: AomEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """20 triggers on one loop: one IAM token, and no more sockets than the loop's pool allows (here 4)."""
+    from airflow_provider_aom.hooks.aom import _AsyncShared
+
+    monkeypatch.setattr(_AsyncShared, "MAX_CONNECTIONS", 4)  # fewer than the triggers, so the cap is what holds
     use_connection("password")
     ids = [start("wf-quick") for _ in range(20)]
+    # Every TCP connection the loop opens to the emulator (httpx connects through loop.create_connection).
+    loop = asyncio.get_running_loop()
+    emulator_port = int(workflows.base_url.rsplit(":", 1)[1])
+    opened: list[int] = []
+    create_connection = loop.create_connection
+
+    async def counting(*args: Any, **kwargs: Any) -> Any:
+        if len(args) > 2 and args[2] == emulator_port:
+            opened.append(args[2])
+        return await create_connection(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "create_connection", counting)
     triggers = [AomWorkflowExecutionTrigger(workflow_id="wf-quick", execution_id=i, poll_interval=0.1) for i in ids]
     events = await asyncio.gather(*(first_event(t) for t in triggers))
     assert {e["status"] for e in events} == {"success"}
     assert workflows.state.iam_token_requests() == 1
+    # Keep-alive connections are reused (the emulator keeps them 300 s): never more than the pool's size.
+    assert 1 <= len(opened) <= _AsyncShared.MAX_CONNECTIONS, opened
 
 
 async def test_requests_beyond_the_pool_wait_for_a_slot_not_in_the_pool(  # type: ignore[no-untyped-def]
@@ -188,18 +205,16 @@ async def test_requests_beyond_the_pool_wait_for_a_slot_not_in_the_pool(  # type
     assert workflows.state.count_requests("GET", None) == 12
 
 
-async def test_on_kill_terminates(use_connection, workflows: AomEmulator) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize(
+    ("kwargs", "expected"),
+    [({}, "cancel"), ({"cancel_on_kill": False}, "executing")],
+    ids=["terminates", "cancel_on_kill-off"],
+)
+async def test_on_kill(kwargs: dict[str, Any], expected: str, use_connection, workflows: AomEmulator) -> None:  # type: ignore[no-untyped-def]
     use_connection("aksk")
     execution_id = start("wf-long")
-    await AomWorkflowExecutionTrigger(workflow_id="wf-long", execution_id=execution_id).on_kill()
-    assert AomHook().get_execution("wf-long", execution_id)["status"] == "cancel"
-
-
-async def test_on_kill_respects_cancel_on_kill(use_connection, workflows: AomEmulator) -> None:  # type: ignore[no-untyped-def]
-    use_connection("aksk")
-    execution_id = start("wf-long")
-    await AomWorkflowExecutionTrigger(workflow_id="wf-long", execution_id=execution_id, cancel_on_kill=False).on_kill()
-    assert AomHook().get_execution("wf-long", execution_id)["status"] == "executing"
+    await AomWorkflowExecutionTrigger(workflow_id="wf-long", execution_id=execution_id, **kwargs).on_kill()
+    assert AomHook().get_execution("wf-long", execution_id)["status"] == expected
 
 
 async def test_on_kill_is_best_effort(use_connection, workflows: AomEmulator) -> None:  # type: ignore[no-untyped-def]
