@@ -49,6 +49,13 @@ FAST = 0.2
 TERMINAL = {"success", "fail", "cancel"}
 
 
+def run_python(*args: str) -> subprocess.CompletedProcess[str]:
+    """This interpreter with ``args``, the checkout first on its path; output captured."""
+    return subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, env=PYTHONPATH_ENV, cwd=ROOT, timeout=30, check=False
+    )
+
+
 def fast_workflows() -> list[WorkflowSpec]:
     return [
         *default_workflows(),
@@ -674,15 +681,7 @@ def test_emulator_does_not_import_airflow() -> None:
         "loaded = [m for m in sys.modules if m == 'airflow' or m.startswith('airflow.')]; "
         "assert not loaded, loaded"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        env=PYTHONPATH_ENV,
-        cwd=ROOT,
-        timeout=30,
-        check=False,
-    )
+    result = run_python("-c", code)
     assert result.returncode == 0, result.stderr
 
 
@@ -965,15 +964,7 @@ def test_cli_prints_url_first_and_stops_on_sigterm(http: requests.Session) -> No
 
 
 def test_cli_help_documents_defaults() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "airflow_provider_aom.emulator", "--help"],
-        capture_output=True,
-        text=True,
-        env=PYTHONPATH_ENV,
-        cwd=ROOT,
-        timeout=30,
-        check=False,
-    )
+    result = run_python("-m", "airflow_provider_aom.emulator", "--help")
     assert result.returncode == 0
     for expected in ["8089", "127.0.0.1", DEFAULT_PROJECT_ID, DEFAULT_REGION, "--workflow", "wf-approval"]:
         assert expected in result.stdout
