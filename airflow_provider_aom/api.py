@@ -7,13 +7,14 @@ path, a field name or an error rule exists exactly once.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
 
-from airflow_provider_aom.auth.signer import canonical_query
+from airflow_provider_aom.auth.signer import canonical_query, encode_segment
+from airflow_provider_aom.escaping import escape
 from airflow_provider_aom.exceptions import (
     AomApiError,
     AomConfigurationError,
@@ -21,9 +22,8 @@ from airflow_provider_aom.exceptions import (
     error_for_status,
 )
 
-#: Bodies larger than this are refused rather than parsed (the largest documented
-#: answer, 200 execution briefs of 200 nodes each, is far smaller).
-MAX_BODY_BYTES = 16 * 1024 * 1024
+#: How much of an error body is kept for its message (AOM's ``error_msg`` is at most 1,024 characters).
+ERROR_BODY_BYTES = 64 * 1024
 
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 _PROJECT_ID_RE = re.compile(r"[A-Za-z0-9]{32}")
@@ -43,6 +43,8 @@ class ApiRequest:
     idempotent: bool = True
     #: "aom" or "iam": which base URL the path belongs to.
     service: str = "aom"
+    #: Headers this call needs beyond the authentication ones (e.g. IAM's X-Subject-Token); may hold secrets.
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
 
 
 @dataclass(frozen=True)
@@ -50,11 +52,12 @@ class ApiResponse:
     """An HTTP answer; header names are lower-cased."""
 
     status: int
-    body: bytes
+    #: A bytearray when read by the transport (no copy of a large body).
+    body: bytes | bytearray
     headers: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, status: int, body: bytes, headers: Mapping[str, str]) -> ApiResponse:
+    def build(cls, status: int, body: bytes | bytearray, headers: Mapping[str, str]) -> ApiResponse:
         return cls(status=status, body=body, headers={k.lower(): v for k, v in headers.items()})
 
     @property
@@ -80,6 +83,15 @@ def check_id(name: str, value: Any, max_length: int = 64) -> str:
     return value
 
 
+def is_valid_id(value: Any) -> bool:
+    """Whether ``value`` passes :func:`check_id`: the rule for ids sent by the server too (submit, adoption)."""
+    try:
+        check_id("id", value)
+    except AomConfigurationError:
+        return False
+    return True
+
+
 def check_project_id(value: Any) -> str:
     if not isinstance(value, str) or not _PROJECT_ID_RE.fullmatch(value):
         raise AomConfigurationError(
@@ -88,13 +100,9 @@ def check_project_id(value: Any) -> str:
     return value
 
 
-def _segment(value: str) -> str:
-    # One segment always: "/" and every other reserved character are encoded.
-    return quote(value, safe="~")
-
-
 def _workflow_path(project_id: str, workflow_id: str) -> str:
-    return f"/v1/{_segment(check_project_id(project_id))}/cms/workflow/{_segment(check_id('workflow_id', workflow_id))}"
+    project = encode_segment(check_project_id(project_id))
+    return f"/v1/{project}/cms/workflow/{encode_segment(check_id('workflow_id', workflow_id))}"
 
 
 # --------------------------------------------------------------------------- AOM requests
@@ -113,7 +121,7 @@ def get_execution(project_id: str, workflow_id: str, execution_id: str) -> ApiRe
     return ApiRequest(
         "GET",
         f"{_workflow_path(project_id, workflow_id)}/executions/"
-        f"{_segment(check_id('execution_id', execution_id))}/status",
+        f"{encode_segment(check_id('execution_id', execution_id))}/status",
         action=f"Get execution {execution_id!r} of workflow {workflow_id!r}",
     )
 
@@ -130,7 +138,7 @@ def terminate_execution(project_id: str, workflow_id: str, execution_id: str) ->
     return ApiRequest(
         "POST",
         f"{_workflow_path(project_id, workflow_id)}/executions/"
-        f"{_segment(check_id('execution_id', execution_id))}/terminate",
+        f"{encode_segment(check_id('execution_id', execution_id))}/terminate",
         action=f"Terminate execution {execution_id!r} of workflow {workflow_id!r}",
     )
 
@@ -162,7 +170,7 @@ def list_workflows(project_id: str, filters: Mapping[str, Any]) -> ApiRequest:
         )
     return ApiRequest(
         "POST",
-        f"/v1/{_segment(check_project_id(project_id))}/cms/workflow-list",
+        f"/v1/{encode_segment(check_project_id(project_id))}/cms/workflow-list",
         action="List workflows",
         body=json.dumps(dict(filters), separators=(",", ":")).encode(),
     )
@@ -177,6 +185,38 @@ def list_projects(region: str) -> ApiRequest:
         "/v3/projects",
         action=f"Look up the project id of region {region!r}",
         query=canonical_query([("name", region)]),
+        service="iam",
+    )
+
+
+def verify_token(token: str) -> ApiRequest:
+    """IAM ``GET /v3/auth/tokens``: a user may verify its own token, which names the user."""
+    return ApiRequest(
+        "GET",
+        "/v3/auth/tokens",
+        action="Look up the IAM user of the connection's token",
+        query=canonical_query([("nocatalog", "true")]),
+        service="iam",
+        headers={"X-Subject-Token": token},
+    )
+
+
+def get_credential(access_key: str) -> ApiRequest:
+    """IAM ``GET /v3.0/OS-CREDENTIAL/credentials/{access_key}``: a user may read its own permanent AK."""
+    return ApiRequest(
+        "GET",
+        f"/v3.0/OS-CREDENTIAL/credentials/{encode_segment(access_key)}",
+        action="Look up the IAM user of the connection's access key",
+        service="iam",
+    )
+
+
+def get_user(user_id: str) -> ApiRequest:
+    """IAM ``GET /v3/users/{user_id}``: a user may read its own details."""
+    return ApiRequest(
+        "GET",
+        f"/v3/users/{encode_segment(check_id('user_id', user_id))}",
+        action="Look up the IAM user name",
         service="iam",
     )
 
@@ -232,16 +272,26 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
         return None
 
 
+def _finite(text: str) -> float | None:
+    number = float(text)
+    return number if math.isfinite(number) else None
+
+
+def loads(body: bytes | bytearray) -> Any:
+    """JSON as Airflow can store it: NaN, Infinity and numbers too large for a float become ``null``."""
+    return json.loads(body, parse_constant=lambda _: None, parse_float=_finite)
+
+
 def error_from_response(response: ApiResponse, request: ApiRequest) -> AomApiError:
-    """The typed error for a non-2xx answer; the server's text is kept, truncated."""
+    """The typed error for a non-2xx answer; the server's text is kept, truncated (and escaped by the error)."""
     code, msg, request_id = "", "", response.request_id
     try:
-        payload = json.loads(response.body[:MAX_BODY_BYTES])
+        payload = loads(response.body[:ERROR_BODY_BYTES])
         code, msg = _find_error_fields(payload)
         if isinstance(payload, Mapping) and payload.get("request_id"):
             request_id = request_id or str(payload["request_id"])
     except (ValueError, RecursionError):  # RecursionError: absurdly nested JSON
-        code, msg = "", response.body[:300].decode("utf-8", "replace").strip()
+        code, msg = "", bytes(response.body[:300]).decode("utf-8", "replace").strip()
     return error_for_status(response.status)(
         status=response.status,
         error_code=code[:64],
@@ -263,16 +313,10 @@ def check_success(response: ApiResponse, request: ApiRequest) -> ApiResponse:
 
 
 def json_body(response: ApiResponse, request: ApiRequest) -> Any:
-    """Raise the typed error for an error status; else the parsed JSON body."""
+    """Raise the typed error for an error status; else the parsed JSON body (the transport capped its size)."""
     check_success(response, request)
-    if len(response.body) > MAX_BODY_BYTES:
-        raise AomInvalidResponseError(
-            f"{request.action}: the answer is larger than {MAX_BODY_BYTES} bytes",
-            status=response.status,
-            request_id=response.request_id,
-        )
     try:
-        return json.loads(response.body)
+        return loads(response.body)
     except (ValueError, RecursionError):  # RecursionError: absurdly nested JSON
         raise AomInvalidResponseError(
             f"{request.action}: the answer is not valid JSON (truncated or not from the AOM API?)",
@@ -290,16 +334,19 @@ def _invalid(request: ApiRequest, response: ApiResponse, what: str) -> AomInvali
 def parse_execution_id(response: ApiResponse, request: ApiRequest) -> str:
     payload = json_body(response, request)
     execution_id = payload.get("execution_id") if isinstance(payload, Mapping) else None
-    if not isinstance(execution_id, str) or not 1 <= len(execution_id) <= 64 or _CONTROL_RE.search(execution_id):
+    if not is_valid_id(execution_id):
         raise _invalid(request, response, "no valid execution_id in the body")
+    assert isinstance(execution_id, str)
     return execution_id
 
 
 def parse_execution(response: ApiResponse, request: ApiRequest) -> dict[str, Any]:
-    payload = json_body(response, request)
-    if not isinstance(payload, dict) or not isinstance(payload.get("status"), str):
-        raise _invalid(request, response, "the execution detail has no status")
-    return payload
+    """The execution detail, validated field by field (:func:`~airflow_provider_aom.execution.parse_detail`)."""
+    from airflow_provider_aom.execution import parse_detail
+
+    return parse_detail(
+        json_body(response, request), action=request.action, status=response.status, request_id=response.request_id
+    )
 
 
 def parse_execution_list(response: ApiResponse, request: ApiRequest) -> list[dict[str, Any]]:
@@ -317,6 +364,38 @@ def parse_workflow_list(response: ApiResponse, request: ApiRequest) -> list[dict
     return elements
 
 
+def parse_token_user(response: ApiResponse, request: ApiRequest) -> tuple[str | None, str | None]:
+    """``(user name, user id)`` from an IAM token body (``token.user``)."""
+    payload = json_body(response, request)
+    token = payload.get("token") if isinstance(payload, Mapping) else None
+    user = token.get("user") if isinstance(token, Mapping) else None
+    return name_and_id(user)
+
+
+def parse_credential_user_id(response: ApiResponse, request: ApiRequest) -> str:
+    payload = json_body(response, request)
+    credential = payload.get("credential") if isinstance(payload, Mapping) else None
+    user_id = credential.get("user_id") if isinstance(credential, Mapping) else None
+    if not is_valid_id(user_id):
+        raise _invalid(request, response, "no valid credential.user_id in the body")
+    assert isinstance(user_id, str)
+    return user_id
+
+
+def parse_user(response: ApiResponse, request: ApiRequest) -> tuple[str | None, str | None]:
+    """``(user name, user id)`` from IAM's ``{"user": {...}}``."""
+    payload = json_body(response, request)
+    return name_and_id(payload.get("user") if isinstance(payload, Mapping) else None)
+
+
+def name_and_id(user: Any) -> tuple[str | None, str | None]:
+    """``(name, id)`` of an IAM user object, each None unless a valid id-like string."""
+    if not isinstance(user, Mapping):
+        return None, None
+    name, user_id = user.get("name"), user.get("id")
+    return (name if is_valid_id(name) else None), (user_id if is_valid_id(user_id) else None)
+
+
 def parse_project_id(response: ApiResponse, request: ApiRequest, region: str) -> str:
     payload = json_body(response, request)
     projects = payload.get("projects") if isinstance(payload, Mapping) else None
@@ -325,6 +404,7 @@ def parse_project_id(response: ApiResponse, request: ApiRequest, region: str) ->
     ids = [p.get("id") for p in projects if isinstance(p, Mapping) and p.get("name") == region]
     if len(ids) != 1 or not isinstance(ids[0], str):
         raise AomConfigurationError(
-            f"Found {len(ids)} IAM projects named {region!r}, expected one: set extra.project_id in the connection."
+            f"Found {len(ids)} IAM projects named {escape(region, 64)!r}, expected one: set extra.project_id in the "
+            "connection."
         )
     return check_project_id(ids[0])

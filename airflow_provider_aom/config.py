@@ -7,10 +7,14 @@ Field reference (also in ``docs/connection.md``):
 * ``login`` / ``password``: Access Key ID / Secret Access Key (``aksk``), IAM
   user / password (``password``), or nothing / an IAM token (``token``).
 * ``extra``: ``auth_type``, ``region``, ``project_id``, ``domain_name``,
-  ``iam_endpoint``, ``security_token``, ``verify``, ``timeout``, ``proxies``,
-  ``retry_attempts``, ``retry_max_wait``, ``retry_total``, ``submit_clock_skew``,
-  ``console_url`` (template of the console link).
+  ``iam_endpoint``, ``security_token``, ``user_name``, ``verify``, ``timeout``,
+  ``proxies``, ``max_response_bytes``, ``retry_attempts``, ``retry_max_wait``,
+  ``retry_total``, ``submit_clock_skew``, ``console_url`` (template of the console link).
   Legacy ``extra__huaweicloud_aom__<field>`` keys are read too.
+
+Secrets are stripped of surrounding white space (a value pasted from a file keeps its
+newline); a control or non-latin-1 character left inside a value that travels in a header
+is an error naming the field, never showing the value.
 
 When ``auth_type`` is absent it is inferred: ``domain_name`` set → ``password``;
 login and password → ``aksk``; password alone → ``token``.
@@ -36,6 +40,10 @@ DEFAULT_TIMEOUT = 30.0
 
 _REGION_RE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 _PROJECT_ID_RE = re.compile(r"^[A-Za-z0-9]{32}$")
+_HEADER_UNSAFE_RE = re.compile(r"[\x00-\x1f\x7f]")
+#: Default cap of a response body, and the largest a connection may set.
+DEFAULT_MAX_RESPONSE_BYTES = 16 * 1024 * 1024
+MAX_RESPONSE_BYTES_LIMIT = 256 * 1024 * 1024
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +55,36 @@ def _mask(secret: str | None) -> None:
     from airflow.providers.common.compat.sdk import mask_secret
 
     mask_secret(secret)
+
+
+def _secret(value: Any) -> str | None:
+    """A secret as read (masked), then stripped of surrounding white space (masked too)."""
+    if value is None or value == "":
+        return None
+    text = str(value)
+    _mask(text)
+    stripped = text.strip()
+    if stripped != text:
+        _mask(stripped)
+    return stripped or None
+
+
+def _check_header_value(value: str | None, field_name: str, conn_id: str) -> None:
+    """A value sent in a header must be one line of latin-1; the error names the field, never the value."""
+    if value is None:
+        return
+    if _HEADER_UNSAFE_RE.search(value):
+        raise _error(
+            f"Connection {conn_id!r}: {field_name} contains a control character (a line break or similar, "
+            "e.g. pasted from a file); remove it."
+        )
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        raise _error(
+            f"Connection {conn_id!r}: {field_name} contains a character outside latin-1; credentials are ASCII, "
+            "check that the right value was pasted."
+        ) from None
 
 
 def _error(message: str) -> Exception:
@@ -64,9 +102,10 @@ def _extra_field(extra: Mapping[str, Any], name: str) -> Any:
     return None
 
 
-def _parse_verify(value: Any, conn_id: str) -> bool | str:
+def _parse_verify(value: Any, conn_id: str) -> bool | str | None:
+    """``extra.verify``: None when absent (then the environment's CA bundle, or certifi's, applies)."""
     if value is None:
-        return True
+        return None
     if isinstance(value, bool):
         return value
     text = str(value).strip()
@@ -148,13 +187,21 @@ class AomConnectionConfig:
     password: str | None = field(default=None, repr=False)
     domain_name: str | None = None
     token: str | None = field(default=None, repr=False)
-    verify: bool | str = True
+    #: None: not set in the connection (the environment's CA bundle applies, else certifi's).
+    verify: bool | str | None = None
+    #: Total time of one HTTP exchange: connect, send and the whole answer.
     timeout: float = DEFAULT_TIMEOUT
+    #: None: not set (the environment's proxy variables apply); ``{}``: no proxy at all.
     proxies: Mapping[str, str] | None = None
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
     retry: RetryPolicy = field(default_factory=RetryPolicy)
-    #: How far AOM's clock may be behind ours when matching executions to an ambiguous submit.
-    submit_clock_skew: float = 120.0
+    #: Only when the server sends no usable ``Date`` header: how far AOM's clock may be off ours when
+    #: matching executions to an ambiguous submit.
+    submit_clock_skew: float = 10.0
     console_url: str | None = None
+    #: The IAM user name the connection acts as (``extra.user_name``); checked against an adopted
+    #: execution's ``created_by``. Looked up from IAM when absent.
+    user_name: str | None = None
 
     @classmethod
     def from_connection(cls, conn: Any) -> AomConnectionConfig:
@@ -179,9 +226,8 @@ class AomConnectionConfig:
     ) -> AomConnectionConfig:
         """Validate the connection's fields; the error names the field and the auth type."""
         login = (login or "").strip() or None
-        _mask(password)
-        security_token = _extra_field(extra, "security_token")
-        _mask(security_token)
+        password = _secret(password)
+        security_token = _secret(_extra_field(extra, "security_token"))
         domain_name = _extra_field(extra, "domain_name")
         auth_type = _extra_field(extra, "auth_type")
         if auth_type is None:
@@ -241,6 +287,8 @@ class AomConnectionConfig:
         if auth_type == "aksk":
             need(login, "login (the Access Key ID)")
             need(password, "password (the Secret Access Key)")
+            _check_header_value(login, "login (the Access Key ID)", conn_id)
+            _check_header_value(security_token, "extra.security_token", conn_id)
             kwargs.update(access_key=login, secret_key=password, security_token=security_token)
         elif auth_type == "password":
             need(login, "login (the IAM user name)")
@@ -251,6 +299,7 @@ class AomConnectionConfig:
             kwargs.update(username=login, password=password, domain_name=str(domain_name))
         else:
             need(password, "password (the IAM token)")
+            _check_header_value(password, "password (the IAM token)", conn_id)
             kwargs.update(token=password)
         if not project_id and auth_type != "password" and not (iam_endpoint and region):
             raise _error(
@@ -258,13 +307,23 @@ class AomConnectionConfig:
                 "extra.region (with IAM reachable) to look it up."
             )
 
-        proxies = _extra_field(extra, "proxies")
+        # Not _extra_field: an empty object is a value here (no proxy, whatever the environment says).
+        proxies = extra.get("proxies", extra.get(f"extra__{CONN_TYPE}__proxies"))
+        if proxies == "":
+            proxies = None
         if proxies is not None and not (
-            isinstance(proxies, Mapping) and all(isinstance(v, str) for v in proxies.values())
+            isinstance(proxies, Mapping) and all(isinstance(v, str) and v for v in proxies.values())
         ):
             raise _error(
-                f'Connection {conn_id!r}: extra.proxies must be an object like {{"https": "http://proxy:3128"}}.'
+                f'Connection {conn_id!r}: extra.proxies must be an object like {{"https": "http://proxy:3128"}} '
+                "(or {} for no proxy at all)."
             )
+        if proxies is not None:
+            for url in proxies.values():
+                _mask(urlsplit(url if "://" in url else "http://" + url).password)
+        user_name = _extra_field(extra, "user_name")
+        if user_name is not None:
+            user_name = str(user_name).strip() or None
 
         config = cls(
             conn_id=conn_id,
@@ -275,13 +334,24 @@ class AomConnectionConfig:
             project_id=project_id,
             verify=_parse_verify(_extra_field(extra, "verify"), conn_id),
             timeout=_parse_number(extra, "timeout", DEFAULT_TIMEOUT, 0, 3600, conn_id),
-            proxies=dict(proxies) if proxies else None,
+            proxies=dict(proxies) if proxies is not None else None,
+            max_response_bytes=int(
+                _parse_number(
+                    extra,
+                    "max_response_bytes",
+                    DEFAULT_MAX_RESPONSE_BYTES,
+                    64 * 1024 - 1,
+                    MAX_RESPONSE_BYTES_LIMIT,
+                    conn_id,
+                )
+            ),
+            user_name=user_name,
             retry=RetryPolicy(
                 attempts=int(_parse_number(extra, "retry_attempts", RetryPolicy.attempts, 0, 20, conn_id)),
                 max_wait=_parse_number(extra, "retry_max_wait", RetryPolicy.max_wait, 0, 600, conn_id),
                 total=_parse_number(extra, "retry_total", RetryPolicy.total, 0, 3600, conn_id),
             ),
-            submit_clock_skew=_parse_number(extra, "submit_clock_skew", 120.0, -1, 3600, conn_id),
+            submit_clock_skew=_parse_number(extra, "submit_clock_skew", 10.0, -1, 3600, conn_id),
             console_url=_parse_console_url(_extra_field(extra, "console_url"), conn_id),
             **kwargs,
         )

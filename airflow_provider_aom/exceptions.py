@@ -3,6 +3,8 @@
 Every error a user can act on says what was wrong and what to do. None of them
 ever carries a secret: messages are built from ids, status codes and the
 server's ``error_code`` / ``error_msg``, never from headers or credentials.
+Whatever the server sent is escaped (:func:`~airflow_provider_aom.escaping.escape`)
+before it enters a message, so it cannot forge a log line.
 
 Errors that can never succeed on an Airflow retry (bad configuration, unknown
 workflow, rejected credentials, invalid request) also derive from
@@ -12,6 +14,8 @@ workflow, rejected credentials, invalid request) also derive from
 from __future__ import annotations
 
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
+
+from airflow_provider_aom.escaping import escape
 
 
 class AomError(AirflowException):
@@ -27,15 +31,22 @@ class AomConfigurationError(AomError, AirflowFailException):
 
 
 class AomTransportError(AomError):
-    """The request did not get an HTTP answer (refused, DNS, timeout, dropped connection).
+    """The request did not get a complete HTTP answer (refused, DNS, certificate, timeout, dropped connection).
 
     ``sent`` tells whether the request may have reached the server: False only
-    when the connection was provably never established.
+    when no byte of it was written (so it provably started nothing).
     """
 
     def __init__(self, message: str, *, sent: bool) -> None:
         super().__init__(message)
         self.sent = sent
+
+
+class AomSlowResponseError(AomTransportError):
+    """An answer started but did not complete before the deadline (a trickling server or proxy).
+
+    Not retried within the call: the same server would hold the next attempt just as long.
+    """
 
 
 class AomApiError(AomError):
@@ -62,6 +73,8 @@ class AomApiError(AomError):
         # A gateway may echo the request back (APIG's signature failure includes the canonical request,
         # X-Security-Token among its signed headers): drop every secret registered with the masker.
         error_msg = str(redact(error_msg))
+        error_code = escape(error_code, 64)
+        request_id = escape(request_id, 128) if request_id else request_id
         self.status = status
         self.error_code = error_code
         self.error_msg = error_msg
@@ -122,10 +135,15 @@ class AomInvalidResponseError(AomError):
     """A success status with a body that is not what the API documents."""
 
     def __init__(self, message: str, *, status: int, request_id: str | None) -> None:
+        request_id = escape(request_id, 128) if request_id else request_id
         suffix = f" (HTTP {status}" + (f", request_id={request_id})" if request_id else ")")
         super().__init__(message + suffix)
         self.status = status
         self.request_id = request_id
+
+
+class AomResponseTooLargeError(AomInvalidResponseError):
+    """A 2xx body larger than the cap (counted after decompression): reading stopped at the cap."""
 
 
 class AomAmbiguousSubmitError(AomError, AirflowFailException):

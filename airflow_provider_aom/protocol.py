@@ -1,10 +1,11 @@
 """How one API call is made, written once for the sync hook and the async trigger.
 
 The flows here are generators that *yield* what must go over the wire and are
-*sent* what came back; they never do I/O themselves. A driver (``requests`` in
-:class:`~airflow_provider_aom.hooks.aom.AomHook`, an async client in the
-trigger) runs them. So authentication (AK/SK signing, IAM tokens with renewal
-on 401), project-id discovery and header rules exist in one place.
+*sent* what came back; they never do I/O themselves. A driver (the sync
+:class:`~airflow_provider_aom.hooks.aom.AomHook`, or the async hook a trigger
+uses) runs them over :mod:`~airflow_provider_aom.transport`. So authentication
+(AK/SK signing, IAM tokens with renewal on 401), project-id discovery, the
+identity lookup and header rules exist in one place.
 
 A flow yields two kinds of step:
 
@@ -19,10 +20,11 @@ A flow yields two kinds of step:
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 from collections.abc import Generator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from airflow_provider_aom import api
@@ -30,9 +32,12 @@ from airflow_provider_aom.api import ApiRequest, ApiResponse
 from airflow_provider_aom.auth.signer import sign_headers
 from airflow_provider_aom.auth.tokens import TOKEN_CACHE, IamToken, TokenCache, cache_key
 from airflow_provider_aom.config import AomConnectionConfig
-from airflow_provider_aom.exceptions import AomConfigurationError
+from airflow_provider_aom.exceptions import AomApiError, AomConfigurationError, AomError
+
+log = logging.getLogger(__name__)
 
 JSON = "application/json"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -53,11 +58,37 @@ class FetchToken:
 
 
 Step = HttpRequest | FetchToken
-Flow = Generator[Step, Any, Any]
+#: A protocol flow that ends by returning a ``T``.
+Flow = Generator[Step, Any, T]
 
-# Project ids resolved from IAM, per identity and region, for the life of the process.
-_PROJECT_IDS: dict[str, str] = {}
-_PROJECT_IDS_LOCK = threading.Lock()
+
+@dataclass(frozen=True)
+class Identity:
+    """Who the connection acts as, in the forms AOM may report as an execution's ``created_by``."""
+
+    names: frozenset[str]
+
+    def created(self, created_by: str) -> bool:
+        return created_by in self.names
+
+
+class _ProcessCache:
+    """What a connection's identity resolves to once per process: its project id and its IAM user."""
+
+    def __init__(self) -> None:
+        self.project_ids: dict[str, str] = {}
+        self.identities: dict[str, Identity | None] = {}
+        self.lock = threading.Lock()
+
+    def clear(self) -> None:
+        """Forget every resolved project id and identity (tests; a connection whose user changed)."""
+        with self.lock:
+            self.project_ids.clear()
+            self.identities.clear()
+
+
+#: Per identity and region, for the life of the process.
+RESOLVED = _ProcessCache()
 
 
 class AomProtocol:
@@ -70,7 +101,7 @@ class AomProtocol:
 
     # ------------------------------------------------------------------ flows
 
-    def call(self, request: ApiRequest, project_id: str | None) -> Flow:
+    def call(self, request: ApiRequest, project_id: str | None) -> Flow[ApiResponse]:
         """Send ``request`` authenticated; with password auth, a 401 renews the token and resends once.
 
         Resending after a 401 is safe even for the execute POST: the gateway
@@ -88,22 +119,18 @@ class AomProtocol:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def known_project_id(self, override: str | None = None) -> str | None:
-        """The project id when it needs no request (argument, connection, resolved before); else None.
-
-        Lets the hooks skip the retry machinery (a tenacity ``Retrying`` per call) for the common case.
-        """
+        """The project id when it needs no request (argument, connection, resolved before); else None."""
         if override:
             return api.check_project_id(override)
         if self.config.project_id:
             return self.config.project_id
-        return _PROJECT_IDS.get(self._project_key()) or None
+        return RESOLVED.project_ids.get(self._identity_key()) or None
 
-    def project_id(self, override: str | None = None) -> Flow:
+    def project_id(self, override: str | None = None) -> Flow[str]:
         """The project id: the argument, the connection's, or resolved once from IAM."""
         known = self.known_project_id(override)
         if known:
             return known
-        key = self._project_key()
         if self.config.auth_type == "password":
             token: IamToken = yield FetchToken(self._token_key, self._token_request())
             if not token.project_id:
@@ -122,9 +149,51 @@ class AomProtocol:
             request = api.list_projects(region)
             response = yield from self.call(request, None)
             project = api.parse_project_id(response, request, region)
-        with _PROJECT_IDS_LOCK:
-            _PROJECT_IDS[key] = project
+        with RESOLVED.lock:
+            RESOLVED.project_ids[self._identity_key()] = project
         return project
+
+    def identity(self) -> Flow[Identity | None]:
+        """The IAM user the connection acts as, or None when it cannot be known.
+
+        ``extra.user_name`` when set; else from IAM, with calls any user may make about itself:
+        the password token names its user; a static token is verified (``GET /v3/auth/tokens``);
+        a permanent AK is looked up (``GET /v3.0/OS-CREDENTIAL/credentials/{ak}``, then
+        ``GET /v3/users/{id}``). A temporary AK cannot be looked up. An answer from IAM (even a
+        refusal) is kept for the process; a transport failure is not.
+        """
+        config = self.config
+        if config.user_name:
+            return Identity(frozenset({config.user_name}))
+        key = self._identity_key()
+        if key in RESOLVED.identities:
+            return RESOLVED.identities[key]
+        names: set[str | None] = set()
+        try:
+            if config.auth_type == "password":
+                token: IamToken = yield FetchToken(self._token_key, self._token_request())
+                names.update((token.user_name, token.user_id))
+            elif config.auth_type == "token":
+                request = api.verify_token(config.token or "")
+                response = yield from self.call(request, None)
+                names.update(api.parse_token_user(response, request))
+            elif not config.security_token:
+                request = api.get_credential(config.access_key or "")
+                response = yield from self.call(request, None)
+                user_id = api.parse_credential_user_id(response, request)
+                names.add(user_id)
+                request = api.get_user(user_id)
+                response = yield from self.call(request, None)
+                names.update(api.parse_user(response, request))
+        except AomError as exc:
+            log.warning("Could not look up the IAM user of connection %r (%s).", config.conn_id, exc)
+            if not isinstance(exc, AomApiError):
+                # A transport failure says nothing about the user: look again next time.
+                return Identity(frozenset(n for n in names if n)) if any(names) else None
+        identity = Identity(frozenset(n for n in names if n)) if any(names) else None
+        with RESOLVED.lock:
+            RESOLVED.identities[key] = identity
+        return identity
 
     # ------------------------------------------------------------------ preparation
 
@@ -138,7 +207,7 @@ class AomProtocol:
         parts = urlsplit(base)
         path = parts.path + request.path
         url = f"{parts.scheme}://{parts.netloc}{path}" + (f"?{request.query}" if request.query else "")
-        headers = {"Content-Type": JSON}
+        headers = {"Content-Type": JSON, "Host": parts.netloc, **request.headers}
         config = self.config
         if config.auth_type == "aksk":
             if project_id and request.service == "aom":
@@ -176,7 +245,7 @@ class AomProtocol:
         headers = {"Content-Type": "application/json;charset=utf8", "Host": parts.netloc}
         return HttpRequest(request.method, url, headers, request.body, request)
 
-    def _project_key(self) -> str:
+    def _identity_key(self) -> str:
         config = self.config
         identity = config.access_key or self._token_key or hashlib.sha256((config.token or "").encode()).hexdigest()
         return "\x00".join([config.iam_endpoint, config.region or "", config.auth_type, identity])

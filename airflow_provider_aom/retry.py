@@ -1,28 +1,36 @@
-"""When a failed call may be sent again, and how long to wait (tenacity policies).
+"""When a failed call may be sent again, how long to pause, and when to give up (sans-IO).
 
-* Reads and terminate (idempotent): retried on connection errors, timeouts, 429
-  (after its ``Retry-After``) and 500/502/503/504, with exponential backoff and
-  jitter, bounded in attempts and in total time.
-* The execute POST (not idempotent, the API has no client token): re-sent only
-  when it provably started nothing: the connection was never established, or
-  the gateway throttled it (429). A 401 is renewed and re-sent by the protocol.
-  Everything else is ambiguous and is resolved by the hook, never by a re-send.
+* Reads and terminate (idempotent): retried on connection errors, no answer within
+  ``timeout``, 429 (after its ``Retry-After``), 500/502/503/504 and a 2xx whose body is
+  not what the API documents, with exponential backoff and jitter, bounded in attempts
+  and in total time. Not retried: an answer that started but did not finish before the
+  deadline (a trickling server holds every attempt as long) and a body over the cap.
+* The execute POST (not idempotent, the API has no client token): re-sent only when it
+  provably started nothing: no byte of it was written, or the gateway throttled it (429).
+  A 401 is renewed and re-sent by the protocol. Everything else is ambiguous and is
+  resolved by the hook, never by a re-send.
 
-The same policies serve the sync hook (:func:`retrying`) and the async trigger
-(:func:`async_retrying`).
+:class:`RetrySchedule` only decides; the sync hook sleeps with ``time.sleep`` and the async
+hook with ``asyncio.sleep``, so both follow one policy.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
-from airflow_provider_aom.exceptions import AomError, AomServerError, AomThrottledError, AomTransportError
-
-if TYPE_CHECKING:
-    from tenacity import AsyncRetrying, RetryCallState, Retrying
+from airflow_provider_aom.exceptions import (
+    AomError,
+    AomInvalidResponseError,
+    AomResponseTooLargeError,
+    AomServerError,
+    AomSlowResponseError,
+    AomThrottledError,
+    AomTransportError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +49,9 @@ class RetryPolicy:
 
 def is_transient(exc: BaseException) -> bool:
     """True for failures of an idempotent call that a later identical call may not have."""
-    if isinstance(exc, (AomTransportError, AomThrottledError)):
+    if isinstance(exc, (AomSlowResponseError, AomResponseTooLargeError)):
+        return False
+    if isinstance(exc, (AomTransportError, AomThrottledError, AomInvalidResponseError)):
         return True
     return isinstance(exc, AomServerError) and exc.status in RETRYABLE_SERVER_STATUSES
 
@@ -55,48 +65,39 @@ def is_safe_to_resend_submit(exc: BaseException) -> bool:
     return isinstance(exc, AomThrottledError)
 
 
-class _Backoff:
-    """Exponential backoff with full jitter; a server's ``Retry-After`` wins when it is given."""
+class RetrySchedule:
+    """The attempts of one call: after each failure, the pause before the next one, or None to give up.
 
-    def __init__(self, policy: RetryPolicy) -> None:
+    ``deadline`` (``time.monotonic()``) ends the whole call, attempts and pauses included: it is
+    the earlier of ``retry_total`` after the first attempt and the caller's own deadline.
+    """
+
+    def __init__(
+        self,
+        policy: RetryPolicy,
+        *,
+        retryable: Callable[[BaseException], bool] = is_transient,
+        deadline: float | None = None,
+    ) -> None:
         self.policy = policy
+        self.retryable = retryable
+        self.attempt = 0
+        total_end = time.monotonic() + policy.total
+        self.deadline = total_end if deadline is None else min(total_end, deadline)
 
-    def __call__(self, state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome else None
+    def pause_after(self, exc: BaseException) -> float | None:
+        """Record a failed attempt; the seconds to wait before the next one, or None when the call must fail."""
+        self.attempt += 1
+        if self.attempt >= self.policy.attempts or not self.retryable(exc):
+            return None
         retry_after = getattr(exc, "retry_after", None)
         if retry_after is not None:
-            # Never earlier than the server asked; stop_before_delay gives up instead when it would pass retry_total.
-            return float(retry_after)
-        ceiling = min(self.policy.max_wait, self.policy.initial_wait * 2 ** (state.attempt_number - 1))
-        return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not cryptography
-
-
-def _log_retry(state: RetryCallState) -> None:
-    exc = state.outcome.exception() if state.outcome else None
-    wait = state.next_action.sleep if state.next_action else 0
-    log.warning("Attempt %d failed (%s); retrying in %.1f s.", state.attempt_number, exc, wait)
-
-
-def _kwargs(policy: RetryPolicy, predicate: Any) -> dict[str, Any]:
-    from tenacity import retry_if_exception, stop_after_attempt, stop_any, stop_before_delay
-
-    return {
-        "retry": retry_if_exception(predicate),
-        # stop_before_delay: no pause that would end past retry_total (tenacity >= 8.3).
-        "stop": stop_any(stop_after_attempt(policy.attempts), stop_before_delay(policy.total)),
-        "wait": _Backoff(policy),
-        "before_sleep": _log_retry,
-        "reraise": True,
-    }
-
-
-def retrying(policy: RetryPolicy, *, submit: bool = False) -> Retrying:
-    from tenacity import Retrying
-
-    return Retrying(**_kwargs(policy, is_safe_to_resend_submit if submit else is_transient))
-
-
-def async_retrying(policy: RetryPolicy) -> AsyncRetrying:
-    from tenacity import AsyncRetrying
-
-    return AsyncRetrying(**_kwargs(policy, is_transient))
+            # Never earlier than the server asked; give up instead when that would pass the deadline.
+            pause = float(retry_after)
+        else:
+            ceiling = min(self.policy.max_wait, self.policy.initial_wait * 2 ** (self.attempt - 1))
+            pause = random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not cryptography
+        if time.monotonic() + pause >= self.deadline:
+            return None
+        log.warning("Attempt %d failed (%s); retrying in %.1f s.", self.attempt, exc, pause)
+        return pause

@@ -10,6 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from airflow_provider_aom.escaping import escape
+from airflow_provider_aom.execution import approvers, node_lines
+
 DEFAULT_SUCCESS_STATUSES = frozenset({"success"})
 DEFAULT_FAILURE_STATUSES = frozenset({"fail", "cancel", "timeout", "approvalfailed"})
 #: Running, but waiting for a human (approval, or a paused / failed node to restart or skip).
@@ -51,29 +54,6 @@ class StatusRules:
         return status.lower() in NEEDS_PERSON_STATUSES
 
 
-def failing_node(detail: Mapping[str, Any]) -> str | None:
-    """The first node whose status is not a success, as ``node_id (status)``."""
-    for node in detail.get("execution_result_list") or []:
-        if isinstance(node, Mapping) and str(node.get("status", "")).lower() not in ("success", ""):
-            return f"{node.get('node_id')} ({node.get('status')})"
-    return None
-
-
-def describe_nodes(detail: Mapping[str, Any]) -> list[str]:
-    """One line per node for the task log."""
-    lines = []
-    for node in detail.get("execution_result_list") or []:
-        if isinstance(node, Mapping):
-            output = node.get("output")
-            lines.append(f"node {node.get('node_id')}: {node.get('status')}" + (f", output {output}" if output else ""))
-    return lines
-
-
-def approvers(detail: Mapping[str, Any]) -> str:
-    names = detail.get("approve_user_name_list") or []
-    return ", ".join(str(n) for n in names) if names else "no approvers listed"
-
-
 class StatusTracker:
     """Logs each status change of one execution once (not every poll), and what a person must do."""
 
@@ -94,22 +74,20 @@ class StatusTracker:
             if self.rules.needs_person(status):
                 self.log.warning(
                     "Execution %s of workflow %s is %s and needs a person (approvers: %s); it waits until then.",
-                    self.execution_id,
-                    self.workflow_id,
-                    status,
+                    escape(self.execution_id, 64),
+                    escape(self.workflow_id, 64),
+                    escape(status, 64),
                     approvers(detail),
                 )
             else:
-                self.log.info("Execution %s of workflow %s is %s.", self.execution_id, self.workflow_id, status)
+                self.log.info(
+                    "Execution %s of workflow %s is %s.",
+                    escape(self.execution_id, 64),
+                    escape(self.workflow_id, 64),
+                    escape(status, 64),
+                )
         outcome = self.rules.outcome(status)
         if outcome != "running":
-            for line in describe_nodes(detail):
+            for line in node_lines(detail):
                 self.log.info("%s", line)
         return outcome
-
-
-def failure_message(workflow_id: str, execution_id: str, detail: Mapping[str, Any]) -> str:
-    node = failing_node(detail)
-    return f"AOM workflow {workflow_id} execution {execution_id} ended with status {detail.get('status')}" + (
-        f"; failing node: {node}." if node else "."
-    )

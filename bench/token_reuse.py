@@ -39,7 +39,7 @@ def main() -> int:
             for _ in range(args.executions):
                 hook = AomHook()  # fresh hook per execution, as an operator would
                 ids.add(hook.execute_workflow("wf-bench"))
-                hook.session.close()
+                hook.transport.close()
             cpu1, wall1 = time.process_time(), time.perf_counter()
             log = emu.requests_log()
 

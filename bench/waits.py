@@ -73,18 +73,20 @@ WORKFLOW, WARM_WORKFLOW = "wf-bench", "wf-warm"
 
 def _naive_trigger_class() -> Any:
     from airflow_provider_aom.api import ApiResponse
-    from airflow_provider_aom.hooks.aom import AomAsyncHook, _async_transport_error
+    from airflow_provider_aom.exceptions import AomTransportError
+    from airflow_provider_aom.hooks.aom import AomAsyncHook
+    from airflow_provider_aom.protocol import HttpRequest
     from airflow_provider_aom.triggers.aom import AomWorkflowExecutionTrigger
 
     class NaiveAomAsyncHook(AomAsyncHook):
         """The product hook, except for the transport: a new client (new connection) per request."""
 
-        async def _send(self, request: Any) -> Any:
+        async def _send(self, request: HttpRequest, deadline: float) -> ApiResponse:
             import httpx
 
             config = await self.get_config()
             async with httpx.AsyncClient(
-                verify=config.verify,
+                verify=True if config.verify is None else config.verify,
                 trust_env=config.proxies is None,
                 timeout=httpx.Timeout(config.timeout),
                 follow_redirects=False,
@@ -94,7 +96,7 @@ def _naive_trigger_class() -> Any:
                         request.method, request.url, headers=request.headers, content=request.body or None
                     )
                 except httpx.HTTPError as exc:
-                    raise _async_transport_error(exc, request) from None
+                    raise AomTransportError(f"{request.api.action}: {type(exc).__name__}", sent=True) from None
             return ApiResponse.build(response.status_code, response.content, response.headers)
 
     class NaiveTrigger(AomWorkflowExecutionTrigger):
@@ -175,7 +177,7 @@ def worker(args: argparse.Namespace) -> int:
         warm = await wait(job["warm_id"], WARM_WORKFLOW)
         # The N waits must get their token themselves (concurrently): forget the warm-up's.
         TOKEN_CACHE.clear()
-        protocol._PROJECT_IDS.clear()
+        protocol.RESOLVED.clear()
         gc.collect()
         await asyncio.sleep(0.2)
         emit("baseline", rss=me.memory_info().rss)

@@ -69,7 +69,7 @@ def reset_client_state(emu: AomEmulator) -> None:
 
     emu.state.reset()
     TOKEN_CACHE.clear()
-    protocol._PROJECT_IDS.clear()
+    protocol.RESOLVED.clear()
 
 
 @pytest.fixture

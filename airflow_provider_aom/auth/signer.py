@@ -23,14 +23,14 @@ HEADER_DATE = "X-Sdk-Date"
 HEADER_CONTENT_SHA256 = "X-Sdk-Content-Sha256"
 
 
-def _encode(value: str) -> str:
-    # RFC 3986 unreserved characters stay; "/" is encoded too (safe="~" only).
+def encode_segment(value: str) -> str:
+    """``value`` as one path segment or query part: RFC 3986 unreserved characters stay, "/" is encoded too."""
     return quote(value, safe="~")
 
 
 def canonical_uri(path: str) -> str:
     """Decode the path, re-encode each segment, and always end with ``/``."""
-    url_path = "/".join(_encode(segment) for segment in unquote(path).split("/"))
+    url_path = "/".join(encode_segment(segment) for segment in unquote(path).split("/"))
     return url_path if url_path.endswith("/") else url_path + "/"
 
 
@@ -39,7 +39,7 @@ def canonical_query(params: Iterable[tuple[str, str]]) -> str:
 
     The same string is sent on the wire, so what is signed is what is sent.
     """
-    return "&".join(f"{_encode(k)}={_encode(v)}" for k, v in sorted(params))
+    return "&".join(f"{encode_segment(k)}={encode_segment(v)}" for k, v in sorted(params))
 
 
 def signed_header_names(headers: Mapping[str, str]) -> list[str]:

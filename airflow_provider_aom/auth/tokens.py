@@ -8,18 +8,22 @@ share a single token: 1,000 waits cost one IAM call, not 1,000.
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
-from airflow_provider_aom.api import ApiRequest, ApiResponse, error_from_response, json_body
+from airflow_provider_aom.api import ApiRequest, ApiResponse, error_from_response, json_body, name_and_id
 
 if TYPE_CHECKING:
     from airflow_provider_aom.config import AomConnectionConfig
 
 #: Renew this long before ``expires_at``, so a token never expires mid-request.
 REFRESH_MARGIN = timedelta(minutes=5)
+#: AOM accepts an ``X-Auth-Token`` of 1 to 40,960 characters; IAM tokens are printable ASCII.
+MAX_TOKEN_LENGTH = 40960
+_TOKEN_RE = re.compile(rf"[!-~]{{1,{MAX_TOKEN_LENGTH}}}")
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,9 @@ class IamToken:
     expires_at: datetime
     project_id: str | None
     issued_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    #: The IAM user the token was issued to (``token.user``), when IAM said.
+    user_name: str | None = None
+    user_id: str | None = None
 
     def fresh(self, now: datetime | None = None) -> bool:
         """Usable until a margin before expiry: 5 minutes, or a tenth of a short lifetime."""
@@ -51,20 +58,30 @@ def parse_token_response(response: ApiResponse, request: ApiRequest) -> IamToken
     token = payload.get("token") if isinstance(payload, dict) else None
     if not value or not isinstance(token, dict):
         raise error_from_response(response, request) if response.status >= 300 else _bad(request, response)
+    if not _TOKEN_RE.fullmatch(value):
+        # It becomes a header of every call: one line of printable ASCII, or nothing.
+        raise _bad(request, response)
     try:
         expires_at = _parse_time(str(token["expires_at"]))
-    except (KeyError, ValueError):
+    except (KeyError, ValueError, TypeError):
         raise _bad(request, response) from None
     project = token.get("project")
     project_id = project.get("id") if isinstance(project, dict) else None
-    return IamToken(value=value, expires_at=expires_at, project_id=project_id if isinstance(project_id, str) else None)
+    user_name, user_id = name_and_id(token.get("user"))
+    return IamToken(
+        value=value,
+        expires_at=expires_at,
+        project_id=project_id if isinstance(project_id, str) else None,
+        user_name=user_name,
+        user_id=user_id,
+    )
 
 
 def _bad(request: ApiRequest, response: ApiResponse) -> Exception:
     from airflow_provider_aom.exceptions import AomInvalidResponseError
 
     return AomInvalidResponseError(
-        f"{request.action}: IAM answered without X-Subject-Token or token.expires_at",
+        f"{request.action}: IAM answered without a valid X-Subject-Token or token.expires_at",
         status=response.status,
         request_id=response.request_id,
     )

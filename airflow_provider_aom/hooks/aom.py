@@ -1,19 +1,30 @@
-"""``AomHook``: authenticated, synchronous calls to the Huawei Cloud AOM workflow API."""
+"""``AomHook`` and ``AomAsyncHook``: authenticated calls to the Huawei Cloud AOM workflow API.
+
+Both hooks drive the same protocol flows (:mod:`~airflow_provider_aom.protocol`) over the same
+transport rules (:mod:`~airflow_provider_aom.transport`) with the same retry schedule
+(:mod:`~airflow_provider_aom.retry`); only the way they wait differs.
+
+Every public call takes an optional ``deadline`` (epoch seconds, ``time.time()`` scale): the
+call, retries included, ends by then. Without one it ends within ``retry_total`` seconds;
+each HTTP exchange within ``timeout`` seconds (connect, send and the whole answer).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import re
 import time
 import weakref
+from collections.abc import Awaitable, Callable
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow.providers.common.compat.sdk import BaseHook
 
-from airflow_provider_aom import api
-from airflow_provider_aom.api import ApiResponse
+from airflow_provider_aom import api, reconcile
+from airflow_provider_aom.api import ApiRequest, ApiResponse
 from airflow_provider_aom.config import CONN_TYPE, AomConnectionConfig
+from airflow_provider_aom.escaping import escape
 from airflow_provider_aom.exceptions import (
     AomAmbiguousSubmitError,
     AomError,
@@ -22,52 +33,21 @@ from airflow_provider_aom.exceptions import (
     AomTransportError,
 )
 from airflow_provider_aom.protocol import AomProtocol, FetchToken, Flow, HttpRequest
-from airflow_provider_aom.retry import retrying
+from airflow_provider_aom.reconcile import StartedExecution, SubmitWindow
+from airflow_provider_aom.retry import RetrySchedule, is_safe_to_resend_submit, is_transient
 
 if TYPE_CHECKING:
-    import asyncio
-
-    import httpx
-    import requests
-    from tenacity import Retrying
+    from airflow_provider_aom.auth.tokens import IamToken
+    from airflow_provider_aom.transport import AsyncTransport, SyncTransport
 
 log = logging.getLogger(__name__)
 
-_SUBJECT_TOKEN = re.compile(r"((?:b)?'x-subject-token', (?:b)?')[^']*(')", re.IGNORECASE)
+T = TypeVar("T")
 
 
-class _HideSubjectToken(logging.Filter):
-    """httpcore logs response headers at DEBUG, before the provider can mask a new IAM token."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.msg, str) and "subject-token" in record.msg.lower():
-            record.msg = _SUBJECT_TOKEN.sub(r"\1***\2", record.msg)
-        return True
-
-
-logging.getLogger("httpcore.http11").addFilter(_HideSubjectToken())
-
-
-def _transport_error(exc: Exception, request: HttpRequest) -> AomTransportError:
-    """Classify a ``requests`` failure: could the request have reached the server?"""
-    import requests
-    from urllib3.exceptions import NameResolutionError, NewConnectionError
-
-    action = request.api.action
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return AomTransportError(f"{action}: timed out connecting to {_host(request)}.", sent=False)
-    if isinstance(exc, requests.exceptions.ReadTimeout):
-        return AomTransportError(f"{action}: no answer from {_host(request)} within the timeout.", sent=True)
-    if isinstance(exc, requests.exceptions.ConnectionError):
-        reason = getattr(exc.args[0], "reason", None) if exc.args else None
-        if isinstance(reason, (NewConnectionError, NameResolutionError)):
-            return AomTransportError(
-                f"{action}: could not connect to {_host(request)} ({type(reason).__name__}); check the "
-                "connection's host/region and the network.",
-                sent=False,
-            )
-        return AomTransportError(f"{action}: the connection to {_host(request)} broke before an answer.", sent=True)
-    return AomTransportError(f"{action}: {type(exc).__name__} talking to {_host(request)}.", sent=True)
+def _monotonic(deadline: float | None) -> float | None:
+    """An epoch-seconds deadline on the monotonic clock (what the transport and retries count with)."""
+    return None if deadline is None else time.monotonic() + (deadline - time.time())
 
 
 def _ambiguous(exc: AomError) -> bool:
@@ -79,10 +59,14 @@ def _ambiguous(exc: AomError) -> bool:
     )
 
 
-def _host(request: HttpRequest) -> str:
-    from urllib.parse import urlsplit
+def _parse_listing(response: ApiResponse, request: ApiRequest) -> tuple[list[dict[str, Any]], float | None]:
+    """The execution list and AOM's clock offset, measured as the answer arrived."""
+    return api.parse_execution_list(response, request), reconcile.server_clock_offset(response, time.time())
 
-    return urlsplit(request.url).netloc
+
+def _settle_seconds(cause: AomError, config: AomConnectionConfig) -> float:
+    # A timeout or a broken connection may leave AOM still working on the POST: look again for a while.
+    return 2 * config.timeout if isinstance(cause, AomTransportError) else 0.0
 
 
 class _AomBaseHook(BaseHook):
@@ -96,6 +80,17 @@ class _AomBaseHook(BaseHook):
     def __init__(self, aom_conn_id: str = default_conn_name, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.aom_conn_id = aom_conn_id
+
+    @staticmethod
+    def _transport_settings(config: AomConnectionConfig) -> Any:
+        from airflow_provider_aom.transport import TransportSettings
+
+        return TransportSettings(
+            verify=config.verify,
+            proxies=config.proxies,
+            timeout=config.timeout,
+            max_body_bytes=config.max_response_bytes,
+        )
 
 
 class AomHook(_AomBaseHook):
@@ -136,130 +131,106 @@ class AomHook(_AomBaseHook):
         return AomProtocol(self.config)
 
     @cached_property
-    def _read_retrying(self) -> Retrying:
-        """The read retry policy, built once per hook (tenacity keeps each call's state thread-locally)."""
-        return retrying(self.config.retry)
+    def transport(self) -> SyncTransport:
+        """This hook's HTTP pools (one per endpoint host), so calls reuse TCP/TLS connections."""
+        from airflow_provider_aom.transport import SyncTransport
 
-    @cached_property
-    def session(self) -> requests.Session:
-        """One ``requests.Session`` per hook, so calls reuse the TCP/TLS connection."""
-        import requests
-
-        session = requests.Session()
-        session.verify = self.config.verify
-        session.trust_env = self.config.proxies is None
-        if self.config.proxies:
-            session.proxies.update(self.config.proxies)
-        return session
+        return SyncTransport(self._transport_settings(self.config))
 
     # ------------------------------------------------------------------ public API
 
-    def get_project_id(self, project_id: str | None = None) -> str:
+    def get_project_id(self, project_id: str | None = None, *, deadline: float | None = None) -> str:
         """The project id to use: ``project_id``, the connection's, or resolved from IAM once."""
         known = self.protocol.known_project_id(project_id)
         if known:
             return known
-        for attempt in self._read_retrying:
-            with attempt:
-                result: str = self._run(self.protocol.project_id(project_id))
-                return result
-        raise AssertionError("unreachable")  # pragma: no cover
+        return self._retry(lambda until: self._run(self.protocol.project_id(project_id), until), deadline)
 
     def execute_workflow(self, workflow_id: str, project_id: str | None = None) -> str:
-        """Start an execution of ``workflow_id``; returns its ``execution_id``.
+        """Start an execution of ``workflow_id``; returns its ``execution_id`` (see :meth:`start_execution`)."""
+        return self.start_execution(workflow_id, project_id).execution_id
+
+    def start_execution(self, workflow_id: str, project_id: str | None = None) -> StartedExecution:
+        """Start an execution of ``workflow_id``; returns its id and whether this call can show it started it.
 
         Never starts two executions by accident: the POST is re-sent only when it
-        provably started nothing (connection never established, 429, expired
-        token). After an ambiguous failure (read timeout, connection dropped after
-        sending, 5xx) the workflow's executions are listed instead: exactly one
-        that began since the submit is adopted; otherwise
-        :class:`~airflow_provider_aom.exceptions.AomAmbiguousSubmitError` names
-        the candidates and the task is not retried.
+        provably started nothing (no byte of it sent, 429, expired token). After an
+        ambiguous failure (no answer, connection dropped after sending, 5xx, a garbled
+        200) the workflow's executions are listed instead (:mod:`~airflow_provider_aom.reconcile`):
+        exactly one that began since the submit, on AOM's clock, and was not created by
+        another user, is adopted; otherwise
+        :class:`~airflow_provider_aom.exceptions.AomAmbiguousSubmitError` names the
+        candidates and the task is not retried.
         """
         project = self.get_project_id(project_id)
         request = api.execute_workflow(project, workflow_id)
-        submitted_at = time.time()
+        window = SubmitWindow(time.time(), self.config.submit_clock_skew)
         try:
-            for attempt in retrying(self.config.retry, submit=True):
-                with attempt:
-                    response = self._run(self.protocol.call(request, project))
-                    return api.parse_execution_id(response, request)
+            execution_id = self._retry(
+                lambda until: api.parse_execution_id(self._run(self.protocol.call(request, project), until), request),
+                None,
+                retryable=is_safe_to_resend_submit,
+            )
         except AomError as exc:
             if not _ambiguous(exc):
                 raise
-            return self._reconcile_submit(workflow_id, project, submitted_at, exc)
-        raise AssertionError("unreachable")  # pragma: no cover
+            return self._reconcile_submit(workflow_id, project, window, exc)
+        return StartedExecution(execution_id)
 
-    def _reconcile_submit(self, workflow_id: str, project: str, submitted_at: float, cause: AomError) -> str:
-        """After an ambiguous submit, adopt the one execution that began since, or fail without re-sending."""
-        since_ms = int((submitted_at - self.config.submit_clock_skew) * 1000)
+    def _reconcile_submit(
+        self, workflow_id: str, project: str, window: SubmitWindow, cause: AomError
+    ) -> StartedExecution:
+        """After an ambiguous submit, adopt the one execution it can have started, or fail without re-sending."""
         log.warning(
             "Submitting workflow %s failed ambiguously (%s); listing its executions to find out whether it started.",
-            workflow_id,
+            escape(workflow_id, 64),
             cause,
         )
-        # A timeout or a broken connection may leave AOM still working on the POST: look again for a while.
-        settle_until = time.monotonic() + (2 * self.config.timeout if isinstance(cause, AomTransportError) else 0)
+        request = api.list_executions(project, workflow_id)
+        settle_until = time.monotonic() + _settle_seconds(cause, self.config)
         while True:
             try:
-                executions = self.list_executions(workflow_id, project)
+                executions, offset = self._read(request, project, _parse_listing)
             except AomError as exc:
-                raise AomAmbiguousSubmitError(
-                    f"Submitting workflow {workflow_id!r} failed ({cause}) and the execution list could not be "
-                    f"read ({exc}). An execution may have started: check the workflow's executions in the AOM "
-                    "console before running the task again."
-                ) from None
-            candidates = [
-                str(e.get("execution_id"))
-                for e in executions
-                if isinstance(e.get("begin_time"), (int, float))
-                and e["begin_time"] >= since_ms
-                and e.get("execution_id")
-            ]
+                raise AomAmbiguousSubmitError(reconcile.unreadable_message(workflow_id, cause, exc)) from None
+            candidates = reconcile.in_window(executions, window.bounds(offset, time.time()))
             if candidates or time.monotonic() >= settle_until:
                 break
             time.sleep(min(1.0, self.config.timeout / 4))
-        if len(candidates) == 1:
-            log.warning(
-                "Adopting execution %s of workflow %s: it is the only one that began since the ambiguous submit.",
-                candidates[0],
-                workflow_id,
-            )
-            return candidates[0]
-        found = (
-            f"executions that began since then: {', '.join(candidates)}"
-            if candidates
-            else "no execution began since then"
-        )
-        raise AomAmbiguousSubmitError(
-            f"Submitting workflow {workflow_id!r} failed ambiguously ({cause}); {found}. An execution may have "
-            "started (or may still appear): check the workflow's executions in the AOM console and run the task "
-            "again only if none belongs to this submit. Nothing was re-sent."
-        )
+        identity = None
+        if reconcile.needs_identity(candidates):
+            identity = self._run(self.protocol.identity(), time.monotonic() + self.config.retry.total)
+        verdict = reconcile.decide(candidates, identity)
+        if verdict.adopted is None:
+            raise AomAmbiguousSubmitError(reconcile.ambiguous_message(workflow_id, cause, verdict))
+        log.warning("%s", reconcile.adoption_note(workflow_id, verdict))
+        return StartedExecution(verdict.adopted.execution_id, owned=verdict.owned, adopted=True)
 
-    def get_execution(self, workflow_id: str, execution_id: str, project_id: str | None = None) -> dict[str, Any]:
-        """The execution detail (``status``, times, per-node ``execution_result_list`` …)."""
-        project = self.get_project_id(project_id)
-        request = api.get_execution(project, workflow_id, execution_id)
-        return api.parse_execution(self._call(request, project), request)
+    def get_execution(
+        self, workflow_id: str, execution_id: str, project_id: str | None = None, *, deadline: float | None = None
+    ) -> dict[str, Any]:
+        """The execution detail (``status``, times, per-node ``execution_result_list`` …), validated."""
+        project = self.get_project_id(project_id, deadline=deadline)
+        return self._read(api.get_execution(project, workflow_id, execution_id), project, api.parse_execution, deadline)
 
-    def list_executions(self, workflow_id: str, project_id: str | None = None) -> list[dict[str, Any]]:
+    def list_executions(
+        self, workflow_id: str, project_id: str | None = None, *, deadline: float | None = None
+    ) -> list[dict[str, Any]]:
         """The workflow's execution history (briefs)."""
-        project = self.get_project_id(project_id)
-        request = api.list_executions(project, workflow_id)
-        return api.parse_execution_list(self._call(request, project), request)
+        project = self.get_project_id(project_id, deadline=deadline)
+        return self._read(api.list_executions(project, workflow_id), project, api.parse_execution_list, deadline)
 
-    def terminate_execution(self, workflow_id: str, execution_id: str, project_id: str | None = None) -> None:
+    def terminate_execution(
+        self, workflow_id: str, execution_id: str, project_id: str | None = None, *, deadline: float | None = None
+    ) -> None:
         """Ask AOM to stop a running execution."""
-        project = self.get_project_id(project_id)
-        request = api.terminate_execution(project, workflow_id, execution_id)
-        self._call(request, project)
+        project = self.get_project_id(project_id, deadline=deadline)
+        self._read(api.terminate_execution(project, workflow_id, execution_id), project, api.check_success, deadline)
 
     def list_workflows(self, project_id: str | None = None, **filters: Any) -> list[dict[str, Any]]:
         """Workflows of the project; ``filters`` are ``WorkflowQueryParam`` fields (search, type, page, size …)."""
         project = self.get_project_id(project_id)
-        request = api.list_workflows(project, filters)
-        return api.parse_workflow_list(self._call(request, project), request)
+        return self._read(api.list_workflows(project, filters), project, api.parse_workflow_list)
 
     def test_connection(self) -> tuple[bool, str]:
         """Read-only check (lists one workflow); never starts anything."""
@@ -269,7 +240,7 @@ class AomHook(_AomBaseHook):
         except AomError as exc:
             return False, str(exc)
         except Exception as exc:  # the UI shows the text; keep it from crashing the form
-            return False, f"{type(exc).__name__}: {exc}"
+            return False, f"{type(exc).__name__}: {escape(exc)}"
         return True, (
             f"Connected to AOM at {self.config.endpoint} with {self.config.auth_type} auth, project "
             f"{project}; workflow list readable ({len(workflows)} shown)."
@@ -277,23 +248,47 @@ class AomHook(_AomBaseHook):
 
     # ------------------------------------------------------------------ transport
 
-    def _call(self, request: api.ApiRequest, project_id: str) -> ApiResponse:
-        """An idempotent call answered with a 2xx; transient failures are retried per the connection's retry policy."""
+    def _read(
+        self,
+        request: ApiRequest,
+        project_id: str,
+        parse: Callable[[ApiResponse, ApiRequest], T],
+        deadline: float | None = None,
+    ) -> T:
+        """An idempotent call, answered with a 2xx and parsed; transient failures retried per the connection."""
         assert request.idempotent
-        for attempt in self._read_retrying:
-            with attempt:
-                # Raised inside the attempt, so that the retry policy sees 429 and 5xx.
-                return api.check_success(self._run(self.protocol.call(request, project_id)), request)
-        raise AssertionError("unreachable")  # pragma: no cover
+        return self._retry(
+            lambda until: parse(
+                api.check_success(self._run(self.protocol.call(request, project_id), until), request), request
+            ),
+            deadline,
+        )
 
-    def _run(self, flow: Flow) -> Any:
-        """Drive a protocol flow with ``requests``."""
+    def _retry(
+        self,
+        attempt: Callable[[float], T],
+        deadline: float | None,
+        retryable: Callable[[BaseException], bool] | None = None,
+    ) -> T:
+        """Run ``attempt(call_deadline)`` until it succeeds or the schedule gives up."""
+        schedule = RetrySchedule(self.config.retry, retryable=retryable or is_transient, deadline=_monotonic(deadline))
+        while True:
+            try:
+                return attempt(schedule.deadline)
+            except AomError as exc:
+                pause = schedule.pause_after(exc)
+                if pause is None:
+                    raise
+                time.sleep(pause)
+
+    def _run(self, flow: Flow[T], deadline: float) -> T:
+        """Drive a protocol flow; every exchange ends by ``deadline`` (monotonic)."""
         try:
             step = next(flow)
             while True:
                 if isinstance(step, FetchToken):
                     try:
-                        token = self._token(step)
+                        token = self._token(step, deadline)
                     except AomError as exc:
                         # A token is fetched before each send: the request it was for never left.
                         exc.before_send = True
@@ -301,15 +296,16 @@ class AomHook(_AomBaseHook):
                     step = flow.send(token)
                     continue
                 try:
-                    response = self._send(step)
+                    response = self._send(step, deadline)
                 except AomTransportError as exc:
                     step = flow.throw(exc)
                 else:
                     step = flow.send(response)
         except StopIteration as stop:
-            return stop.value
+            result: T = stop.value
+            return result
 
-    def _token(self, step: FetchToken) -> Any:
+    def _token(self, step: FetchToken, deadline: float) -> IamToken:
         cache = self.protocol.token_cache
         token = cache.get(step.key)
         if token is not None:
@@ -317,88 +313,41 @@ class AomHook(_AomBaseHook):
         with cache.fetch_lock(step.key):
             token = cache.get(step.key)
             if token is None:
+                from airflow.providers.common.compat.sdk import mask_secret
+
                 from airflow_provider_aom.auth.tokens import parse_token_response
 
                 log.info("Getting an IAM token for connection %r from %s", self.aom_conn_id, _host(step.http))
-                token = parse_token_response(self._send(step.http), step.http.api)
-                from airflow.providers.common.compat.sdk import mask_secret
-
+                token = parse_token_response(self._send(step.http, deadline), step.http.api)
                 mask_secret(token.value)
                 cache.store(step.key, token)
         return token
 
-    def _send(self, request: HttpRequest) -> ApiResponse:
+    def _send(self, request: HttpRequest, deadline: float) -> ApiResponse:
         log.debug("%s %s", request.method, request.url)
-        try:
-            response = self.session.request(
-                request.method,
-                request.url,
-                headers=request.headers,
-                data=request.body or None,
-                timeout=self.config.timeout,
-                allow_redirects=False,
-            )
-        except Exception as exc:
-            import requests
+        return self.transport.send(request, min(deadline, time.monotonic() + self.config.timeout))
 
-            if isinstance(exc, requests.exceptions.RequestException):
-                raise _transport_error(exc, request) from None
-            raise
-        return ApiResponse.build(response.status_code, response.content, response.headers)
+
+def _host(request: HttpRequest) -> str:
+    from urllib.parse import urlsplit
+
+    return escape(urlsplit(request.url).netloc, 300)
 
 
 # ---------------------------------------------------------------------------- async
 
-
-class _AsyncShared:
-    """Per event loop: one HTTP connection pool per transport setting, one token-fetch lock per identity.
-
-    A triggerer runs all its triggers on one loop, so 1,000 waits share one pool
-    (bounded sockets) and one token (one IAM call).
-    """
-
-    #: Upper bound of sockets one pool opens; waits beyond it queue for a connection.
-    MAX_CONNECTIONS = 64
-
-    def __init__(self) -> None:
-        #: Per transport setting: the client, and MAX_CONNECTIONS request slots. Requests beyond the pool's
-        #: size wait on the semaphore (an O(1) queue), not in httpcore's pool queue, which is rescanned on
-        #: every connection event (CPU per request grows with the number of queued requests).
-        self.clients: dict[tuple[Any, ...], tuple[httpx.AsyncClient, asyncio.Semaphore]] = {}
-        self.locks: dict[str, Any] = {}
-
-
-# Keyed weakly by event loop: a loop that is gone (``asyncio.run`` in tests) takes its pool with it.
-_ASYNC_REGISTRY: weakref.WeakKeyDictionary[Any, _AsyncShared] = weakref.WeakKeyDictionary()
-
-
-def _shared_for_loop() -> _AsyncShared:
-    import asyncio
-
-    loop = asyncio.get_running_loop()
-    shared = _ASYNC_REGISTRY.get(loop)
-    if shared is None:
-        shared = _ASYNC_REGISTRY[loop] = _AsyncShared()
-    return shared
-
-
-def _async_transport_error(exc: Exception, request: HttpRequest) -> AomTransportError:
-    """Classify an ``httpx`` failure like :func:`_transport_error` does for ``requests``."""
-    import httpx
-
-    action = request.api.action
-    if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)):
-        return AomTransportError(f"{action}: could not connect to {_host(request)} ({type(exc).__name__}).", sent=False)
-    if isinstance(exc, httpx.TimeoutException):
-        return AomTransportError(f"{action}: no answer from {_host(request)} within the timeout.", sent=True)
-    return AomTransportError(f"{action}: the connection to {_host(request)} broke before an answer.", sent=True)
+# Per event loop, one token-fetch lock per identity, so concurrent triggers make one IAM call.
+_TOKEN_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 class AomAsyncHook(_AomBaseHook):
     """
-    Async counterpart of :class:`AomHook` for triggers: same auth, requests and
-    parsing (the shared protocol), driven with ``httpx``. The connection is
-    fetched asynchronously, never with a sync ``get_connection`` on the loop.
+    Async counterpart of :class:`AomHook` for triggers: same auth, requests, parsing,
+    transport rules and retries (the shared protocol), on the event loop. The connection
+    is fetched asynchronously, never with a sync ``get_connection`` on the loop. Every hook
+    on a loop shares the loop's connection pools (bounded per endpoint host) and tokens.
 
     :param aom_conn_id: Airflow connection id of type ``huaweicloud_aom``.
     """
@@ -406,11 +355,17 @@ class AomAsyncHook(_AomBaseHook):
     def __init__(self, aom_conn_id: str = _AomBaseHook.default_conn_name, **kwargs: Any) -> None:
         super().__init__(aom_conn_id, **kwargs)
         self._protocol: AomProtocol | None = None
+        self._transport: AsyncTransport | None = None
 
     async def get_config(self) -> AomConnectionConfig:
+        return (await self._get_protocol()).config
+
+    async def _get_protocol(self) -> AomProtocol:
         if self._protocol is None:
             from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
             from asgiref.sync import sync_to_async
+
+            from airflow_provider_aom.transport import AsyncTransport
 
             conn = await get_async_connection(self.aom_conn_id, hook=self)
             extra = await get_async_extra_dejson(conn)
@@ -418,80 +373,94 @@ class AomAsyncHook(_AomBaseHook):
             config = await sync_to_async(AomConnectionConfig.from_parts)(
                 conn_id=self.aom_conn_id, host=conn.host, login=conn.login, password=conn.password, extra=extra
             )
+            self._transport = AsyncTransport(self._transport_settings(config))
             self._protocol = AomProtocol(config)
-        return self._protocol.config
-
-    async def _get_protocol(self) -> AomProtocol:
-        await self.get_config()
-        assert self._protocol is not None
         return self._protocol
 
     # ------------------------------------------------------------------ public API
 
-    async def get_project_id(self, project_id: str | None = None) -> str:
+    async def get_project_id(self, project_id: str | None = None, *, deadline: float | None = None) -> str:
         protocol = await self._get_protocol()
         known = protocol.known_project_id(project_id)
         if known:
             return known
-        result: str = await self._retry_read(lambda: self._arun(protocol.project_id(project_id)))
-        return result
+        return await self._retry(lambda until: self._run(protocol.project_id(project_id), until), deadline)
 
-    async def get_execution(self, workflow_id: str, execution_id: str, project_id: str | None = None) -> dict[str, Any]:
-        project = await self.get_project_id(project_id)
+    async def get_execution(
+        self, workflow_id: str, execution_id: str, project_id: str | None = None, *, deadline: float | None = None
+    ) -> dict[str, Any]:
+        project = await self.get_project_id(project_id, deadline=deadline)
         request = api.get_execution(project, workflow_id, execution_id)
-        return api.parse_execution(await self._call(request, project), request)
+        return await self._read(request, project, api.parse_execution, deadline)
 
-    async def list_executions(self, workflow_id: str, project_id: str | None = None) -> list[dict[str, Any]]:
-        project = await self.get_project_id(project_id)
-        request = api.list_executions(project, workflow_id)
-        return api.parse_execution_list(await self._call(request, project), request)
+    async def list_executions(
+        self, workflow_id: str, project_id: str | None = None, *, deadline: float | None = None
+    ) -> list[dict[str, Any]]:
+        project = await self.get_project_id(project_id, deadline=deadline)
+        return await self._read(api.list_executions(project, workflow_id), project, api.parse_execution_list, deadline)
 
-    async def terminate_execution(self, workflow_id: str, execution_id: str, project_id: str | None = None) -> None:
-        project = await self.get_project_id(project_id)
+    async def terminate_execution(
+        self, workflow_id: str, execution_id: str, project_id: str | None = None, *, deadline: float | None = None
+    ) -> None:
+        project = await self.get_project_id(project_id, deadline=deadline)
         request = api.terminate_execution(project, workflow_id, execution_id)
-        await self._call(request, project)
+        await self._read(request, project, api.check_success, deadline)
 
     # ------------------------------------------------------------------ transport
 
-    async def _call(self, request: api.ApiRequest, project_id: str) -> ApiResponse:
+    async def _read(
+        self,
+        request: ApiRequest,
+        project_id: str,
+        parse: Callable[[ApiResponse, ApiRequest], T],
+        deadline: float | None = None,
+    ) -> T:
         assert request.idempotent
         protocol = await self._get_protocol()
 
-        async def once() -> ApiResponse:
-            return api.check_success(await self._arun(protocol.call(request, project_id)), request)
+        async def once(until: float) -> T:
+            return parse(
+                api.check_success(await self._run(protocol.call(request, project_id), until), request), request
+            )
 
-        result: ApiResponse = await self._retry_read(once)
-        return result
+        return await self._retry(once, deadline)
 
-    async def _retry_read(self, func: Any) -> Any:
-        from airflow_provider_aom.retry import async_retrying
-
+    async def _retry(self, attempt: Callable[[float], Awaitable[T]], deadline: float | None) -> T:
         config = await self.get_config()
-        async for attempt in async_retrying(config.retry):
-            with attempt:
-                return await func()
-        raise AssertionError("unreachable")  # pragma: no cover
+        schedule = RetrySchedule(config.retry, deadline=_monotonic(deadline))
+        while True:
+            try:
+                return await attempt(schedule.deadline)
+            except AomError as exc:
+                pause = schedule.pause_after(exc)
+                if pause is None:
+                    raise
+                await asyncio.sleep(pause)
 
-    async def _arun(self, flow: Flow) -> Any:
-        """Drive a protocol flow with ``httpx`` (same flows as the sync hook)."""
+    async def _run(self, flow: Flow[T], deadline: float) -> T:
+        """Drive a protocol flow on the loop (the same flows as the sync hook)."""
         try:
             step = next(flow)
             while True:
                 if isinstance(step, FetchToken):
-                    step = flow.send(await self._token(step))
+                    try:
+                        token = await self._token(step, deadline)
+                    except AomError as exc:
+                        exc.before_send = True
+                        raise
+                    step = flow.send(token)
                     continue
                 try:
-                    response = await self._send(step)
+                    response = await self._send(step, deadline)
                 except AomTransportError as exc:
                     step = flow.throw(exc)
                 else:
                     step = flow.send(response)
         except StopIteration as stop:
-            return stop.value
+            result: T = stop.value
+            return result
 
-    async def _token(self, step: FetchToken) -> Any:
-        import asyncio
-
+    async def _token(self, step: FetchToken, deadline: float) -> IamToken:
         from airflow.providers.common.compat.sdk import mask_secret
         from asgiref.sync import sync_to_async
 
@@ -502,64 +471,18 @@ class AomAsyncHook(_AomBaseHook):
         token = cache.get(step.key)
         if token is not None:
             return token
-        shared = _shared_for_loop()
-        lock = shared.locks.setdefault(step.key, asyncio.Lock())
-        async with lock:
+        locks = _TOKEN_LOCKS.setdefault(asyncio.get_running_loop(), {})
+        async with locks.setdefault(step.key, asyncio.Lock()):
             token = cache.get(step.key)
             if token is None:
                 log.info("Getting an IAM token for connection %r from %s", self.aom_conn_id, _host(step.http))
-                token = parse_token_response(await self._send(step.http), step.http.api)
+                token = parse_token_response(await self._send(step.http, deadline), step.http.api)
                 await sync_to_async(mask_secret)(token.value)
                 cache.store(step.key, token)
         return token
 
-    async def _pool(self) -> tuple[httpx.AsyncClient, asyncio.Semaphore]:
-        """The loop's shared client for this connection's transport settings, and its request slots."""
-        import asyncio
-        import ssl
-
-        import httpx
-
-        config = await self.get_config()
-        key = (config.verify, tuple(sorted((config.proxies or {}).items())), config.timeout)
-        shared = _shared_for_loop()
-        pool = shared.clients.get(key)
-        if pool is None:
-            verify: Any = (
-                ssl.create_default_context(cafile=config.verify) if isinstance(config.verify, str) else config.verify
-            )
-            mounts = (
-                {
-                    f"{scheme}://": httpx.AsyncHTTPTransport(proxy=url, verify=verify)
-                    for scheme, url in config.proxies.items()
-                }
-                if config.proxies
-                else None
-            )
-            client = httpx.AsyncClient(
-                verify=verify,
-                mounts=mounts,
-                trust_env=config.proxies is None,
-                timeout=httpx.Timeout(config.timeout),
-                limits=httpx.Limits(
-                    max_connections=_AsyncShared.MAX_CONNECTIONS,
-                    max_keepalive_connections=_AsyncShared.MAX_CONNECTIONS,
-                ),
-                follow_redirects=False,
-            )
-            pool = shared.clients[key] = (client, asyncio.Semaphore(_AsyncShared.MAX_CONNECTIONS))
-        return pool
-
-    async def _send(self, request: HttpRequest) -> ApiResponse:
-        import httpx
-
-        client, slots = await self._pool()
+    async def _send(self, request: HttpRequest, deadline: float) -> ApiResponse:
+        protocol = await self._get_protocol()
+        assert self._transport is not None
         log.debug("%s %s", request.method, request.url)
-        try:
-            async with slots:
-                response = await client.request(
-                    request.method, request.url, headers=request.headers, content=request.body or None
-                )
-        except httpx.HTTPError as exc:
-            raise _async_transport_error(exc, request) from None
-        return ApiResponse.build(response.status_code, response.content, response.headers)
+        return await self._transport.send(request, min(deadline, time.monotonic() + protocol.config.timeout))

@@ -228,7 +228,7 @@ class AomExecuteWorkflowOperator(ResumableJobMixin, BaseOperator):
 
     def _finish(self, context: Context, execution_id: str, outcome: str, detail: dict[str, Any]) -> str:
         from airflow_provider_aom.exceptions import AomExecutionFailedError
-        from airflow_provider_aom.status import failure_message
+        from airflow_provider_aom.execution import failure_message
 
         self._finished = True
         context["ti"].xcom_push(key="execution_detail", value=detail)

@@ -104,7 +104,7 @@ class AomWorkflowExecutionSensor(BaseSensorOperator):
 
     def poke(self, context: Context) -> bool:
         from airflow_provider_aom.exceptions import AomExecutionFailedError
-        from airflow_provider_aom.status import failure_message
+        from airflow_provider_aom.execution import failure_message
 
         detail = self.hook.get_execution(self.workflow_id, self.execution_id, self.project_id)
         outcome = self.tracker.observe(detail)

@@ -9,7 +9,8 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_aom.status import StatusRules, StatusTracker, failure_message
+from airflow_provider_aom.execution import failure_message
+from airflow_provider_aom.status import StatusRules, StatusTracker
 
 
 class AomWorkflowExecutionTrigger(BaseTrigger):

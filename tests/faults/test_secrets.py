@@ -282,7 +282,7 @@ def test_gateway_echo_of_the_signed_request_is_scrubbed(
     secret_connection("temp_aksk")
     hook = AomHook()
 
-    def gateway(request: Any) -> ApiResponse:
+    def gateway(request: Any, deadline: float) -> ApiResponse:
         names = signed_header_names(request.headers)
         canonical = canonical_request(request.method, request.api.path, "", request.headers, names, request.body)
         body = {

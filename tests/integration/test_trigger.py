@@ -145,12 +145,12 @@ async def test_many_triggers_share_one_token_and_few_sockets(  # type: ignore[no
     use_connection, workflows: AomEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """20 triggers on one loop: one IAM token, and no more sockets than the loop's pool allows (here 4)."""
-    from airflow_provider_aom.hooks.aom import _AsyncShared
+    from airflow_provider_aom.transport import AsyncTransport
 
-    monkeypatch.setattr(_AsyncShared, "MAX_CONNECTIONS", 4)  # fewer than the triggers, so the cap is what holds
+    monkeypatch.setattr(AsyncTransport, "MAX_CONNECTIONS", 4)  # fewer than the triggers, so the cap is what holds
     use_connection("password")
     ids = [start("wf-quick") for _ in range(20)]
-    # Every TCP connection the loop opens to the emulator (httpx connects through loop.create_connection).
+    # Every TCP connection the loop opens to the emulator (anyio connects through loop.create_connection).
     loop = asyncio.get_running_loop()
     emulator_port = int(workflows.base_url.rsplit(":", 1)[1])
     opened: list[int] = []
@@ -167,38 +167,40 @@ async def test_many_triggers_share_one_token_and_few_sockets(  # type: ignore[no
     assert {e["status"] for e in events} == {"success"}
     assert workflows.state.iam_token_requests() == 1
     # Keep-alive connections are reused (the emulator keeps them 300 s): never more than the pool's size.
-    assert 1 <= len(opened) <= _AsyncShared.MAX_CONNECTIONS, opened
+    assert 1 <= len(opened) <= AsyncTransport.MAX_CONNECTIONS, opened
 
 
 async def test_requests_beyond_the_pool_wait_for_a_slot_not_in_the_pool(  # type: ignore[no-untyped-def]
     use_connection, workflows: AomEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """At most MAX_CONNECTIONS requests reach httpx at once; the rest queue on the hook's semaphore.
+    """At most MAX_CONNECTIONS requests reach httpcore's pool at once; the rest queue on the transport's semaphore.
 
     httpcore rescans its whole request queue on every connection event, so a long queue there makes
     each request cost more (see BENCHMARKS.md, profiling note 2).
     """
-    from airflow_provider_aom.hooks.aom import AomAsyncHook, _AsyncShared
+    import httpcore
 
-    monkeypatch.setattr(_AsyncShared, "MAX_CONNECTIONS", 3)
+    from airflow_provider_aom.hooks.aom import AomAsyncHook
+    from airflow_provider_aom.transport import AsyncTransport
+
+    monkeypatch.setattr(AsyncTransport, "MAX_CONNECTIONS", 3)
     use_connection("token")
     ids = [start("wf-long") for _ in range(12)]
     workflows.state.add_fault("delay", path="/status$", delay=0.2, count=12)
     hook = AomAsyncHook()
-    client, _ = await hook._pool()
     in_flight, peak = 0, 0
-    send = client.request
+    send = httpcore.AsyncConnectionPool.handle_async_request
 
-    async def counting(*args: Any, **kwargs: Any) -> Any:
+    async def counting(pool: Any, request: Any) -> Any:
         nonlocal in_flight, peak
         in_flight += 1
         peak = max(peak, in_flight)
         try:
-            return await send(*args, **kwargs)
+            return await send(pool, request)
         finally:
             in_flight -= 1
 
-    monkeypatch.setattr(client, "request", counting)
+    monkeypatch.setattr(httpcore.AsyncConnectionPool, "handle_async_request", counting)
     executions = await asyncio.gather(*(hook.get_execution("wf-long", i) for i in ids))
     assert {e["status"] for e in executions} == {"executing"}
     assert peak == 3

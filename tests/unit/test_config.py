@@ -41,7 +41,7 @@ def test_default_endpoints_from_region() -> None:
     config = parse(None, "AK", "SK", region="cn-east-3", project_id=PROJECT)
     assert config.endpoint == "https://aom.cn-east-3.myhuaweicloud.com"
     assert config.iam_endpoint == "https://iam.cn-east-3.myhuaweicloud.com"
-    assert config.verify is True
+    assert config.verify is None  # not set: the environment's CA bundle applies, else certifi's
     assert config.timeout == 30.0
 
 

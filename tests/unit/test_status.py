@@ -7,7 +7,8 @@ import logging
 import pytest
 
 from airflow_provider_aom.exceptions import AomConfigurationError
-from airflow_provider_aom.status import StatusRules, StatusTracker, failure_message
+from airflow_provider_aom.execution import failure_message
+from airflow_provider_aom.status import StatusRules, StatusTracker
 
 
 def test_default_rules_are_case_insensitive() -> None:
@@ -53,7 +54,7 @@ def test_tracker_logs_node_results_at_the_end(caplog: pytest.LogCaptureFixture) 
     with caplog.at_level(logging.INFO, logger="test.tracker"):
         assert tracker.observe(detail("fail", nodes)) == "failure"
     text = "\n".join(r.getMessage() for r in caplog.records)
-    assert "node n1: success" in text and "node n2: fail, output {'error': 'exit 1'}" in text
+    assert "node n1: success" in text and 'node n2: fail, output {"error": "exit 1"}' in text
 
 
 def test_failure_message_names_everything() -> None:

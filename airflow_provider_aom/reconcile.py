@@ -1,0 +1,173 @@
+"""Which execution, if any, an ambiguous submit started: the rules, without I/O.
+
+After a submit whose outcome is unknown (no answer, a dropped connection, a 5xx, a garbled
+200), the hook lists the workflow's executions and applies these rules. An execution is a
+candidate only when
+
+* its ``execution_id`` passes the same check as a submit's answer, and its ``begin_time``
+  is epoch milliseconds;
+* it began inside the submit's window *on AOM's clock*: from the moment the POST left (minus
+  :data:`DATE_MARGIN`) to the moment the list was read. The server clock is measured from the
+  list answer's ``Date`` header; without one, the connection's ``submit_clock_skew`` widens
+  the window around the local clock instead;
+* it was not created by someone else: when AOM reports ``created_by`` and the connection's
+  IAM user is known (:meth:`~airflow_provider_aom.protocol.AomProtocol.identity`), they must
+  match.
+
+Exactly one candidate is adopted. It is *owned* (the task may terminate it at its deadline or
+when killed) only when its creator was checked; otherwise the task follows it but never stops
+it. Anything else ends in :class:`~airflow_provider_aom.exceptions.AomAmbiguousSubmitError`.
+"""
+
+from __future__ import annotations
+
+import email.utils
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from airflow_provider_aom.api import ApiResponse, is_valid_id
+from airflow_provider_aom.escaping import escape
+from airflow_provider_aom.protocol import Identity
+
+#: Seconds allowed between the gateway's ``Date`` and the clock AOM stamps ``begin_time`` with
+#: (both are Huawei Cloud servers on NTP), on top of ``Date``'s one-second resolution.
+DATE_MARGIN = 2.0
+_TIME_LIMIT = 9_999_999_999_999
+
+
+@dataclass(frozen=True)
+class StartedExecution:
+    """The execution a task follows, and whether the task can show it started it."""
+
+    execution_id: str
+    #: True when the submit answered with this id, or reconciliation matched its creator to the
+    #: connection's user. Only then does the task terminate it (deadline, kill).
+    owned: bool = True
+    #: True when the id came from reconciliation, not from the submit's answer.
+    adopted: bool = False
+
+
+@dataclass(frozen=True)
+class Candidate:
+    execution_id: str
+    begin_time: int
+    created_by: str | None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The outcome: the adopted candidate (if exactly one is eligible), and what was seen."""
+
+    adopted: Candidate | None
+    owned: bool
+    eligible: tuple[Candidate, ...]
+    foreign: tuple[Candidate, ...]
+
+
+def server_clock_offset(response: ApiResponse, received_at: float) -> float | None:
+    """AOM's clock minus ours (seconds), from the answer's ``Date`` header; None without a usable one."""
+    value = response.headers.get("date")
+    if not value:
+        return None
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if moment.tzinfo is None:
+        return None
+    return moment.timestamp() - received_at
+
+
+@dataclass(frozen=True)
+class SubmitWindow:
+    """When an execution this submit started may have begun."""
+
+    #: ``time.time()`` just before the POST was sent.
+    sent_at: float
+    #: ``submit_clock_skew``: the window's slack when the server's clock is unknown.
+    fallback_skew: float
+
+    def bounds(self, offset: float | None, now: float) -> tuple[float, float]:
+        """``(earliest, latest)`` begin time in epoch seconds on AOM's clock."""
+        if offset is None:
+            return self.sent_at - self.fallback_skew, now + self.fallback_skew
+        # Date is truncated to whole seconds: the server's clock is up to 1 s ahead of it.
+        return self.sent_at + offset - DATE_MARGIN, now + offset + 1 + DATE_MARGIN
+
+
+def in_window(executions: Iterable[Mapping[str, Any]], bounds: tuple[float, float]) -> list[Candidate]:
+    """Executions with a valid id and begin time inside ``bounds``, newest first."""
+    earliest, latest = bounds
+    found = []
+    for execution in executions:
+        execution_id, begin_time = execution.get("execution_id"), execution.get("begin_time")
+        if not is_valid_id(execution_id):
+            continue
+        if not isinstance(begin_time, int) or isinstance(begin_time, bool) or not 0 <= begin_time <= _TIME_LIMIT:
+            continue
+        if not earliest <= begin_time / 1000 <= latest:
+            continue
+        created_by = execution.get("created_by")
+        found.append(Candidate(str(execution_id), begin_time, created_by if isinstance(created_by, str) else None))
+    return sorted(found, key=lambda c: c.begin_time, reverse=True)
+
+
+def needs_identity(candidates: Iterable[Candidate]) -> bool:
+    """Whether the connection's user must be known to judge these candidates."""
+    return any(c.created_by for c in candidates)
+
+
+def decide(candidates: list[Candidate], identity: Identity | None) -> Verdict:
+    foreign = tuple(c for c in candidates if identity and c.created_by and not identity.created(c.created_by))
+    eligible = tuple(c for c in candidates if c not in foreign)
+    if len(eligible) != 1:
+        return Verdict(None, False, eligible, foreign)
+    chosen = eligible[0]
+    owned = identity is not None and chosen.created_by is not None and identity.created(chosen.created_by)
+    return Verdict(chosen, owned, eligible, foreign)
+
+
+def _listed(candidates: Iterable[Candidate]) -> str:
+    return ", ".join(
+        escape(c.execution_id, 64) + (f" (created by {escape(c.created_by, 32)})" if c.created_by else "")
+        for c in candidates
+    )
+
+
+def ambiguous_message(workflow_id: str, cause: Exception, verdict: Verdict) -> str:
+    """Why nothing was adopted, every execution seen named, and what to do."""
+    if verdict.eligible:
+        found = f"executions that began since then: {_listed(verdict.eligible)}"
+    else:
+        found = "no execution of this connection's user began since then"
+    if verdict.foreign:
+        found += f"; started by other users (left alone): {_listed(verdict.foreign)}"
+    return (
+        f"Submitting workflow {escape(workflow_id, 64)!r} failed ambiguously ({cause}); {found}. An execution may "
+        "have started (or may still appear): check the workflow's executions in the AOM console and run the task "
+        "again only if none belongs to this submit. Nothing was re-sent."
+    )
+
+
+def unreadable_message(workflow_id: str, cause: Exception, list_error: Exception) -> str:
+    return (
+        f"Submitting workflow {escape(workflow_id, 64)!r} failed ({cause}) and the execution list could not be read "
+        f"({list_error}). An execution may have started: check the workflow's executions in the AOM console before "
+        "running the task again."
+    )
+
+
+def adoption_note(workflow_id: str, verdict: Verdict) -> str:
+    """The warning logged when an execution is adopted."""
+    assert verdict.adopted is not None
+    chosen = verdict.adopted
+    ownership = (
+        f"it was created by this connection's user ({escape(chosen.created_by, 32)})"
+        if verdict.owned
+        else "its creator could not be checked, so this task will follow it but never terminate it"
+    )
+    return (
+        f"Adopting execution {escape(chosen.execution_id, 64)} of workflow {escape(workflow_id, 64)}: it is the only "
+        f"one that began since the ambiguous submit; {ownership}."
+    )
