@@ -1,10 +1,12 @@
 """Local emulator of Huawei Cloud IAM and the AOM Automation workflow API.
 
 One HTTP server (standard library only, no Airflow import) answers both as the
-IAM endpoint (``POST /v3/auth/tokens``, ``GET /v3/projects``) and as the AOM
-endpoint (the ``/v1/{project_id}/cms/...`` workflow API), with the documented
-paths, shapes and error bodies, so DAGs, tests and demos run without a cloud
-account. Run it with ``python -m airflow_provider_aom.emulator`` or in-process::
+IAM endpoint (``POST /v3/auth/tokens``, ``GET /v3/projects`` and the
+self-lookups ``GET /v3/auth/tokens`` with ``X-Subject-Token``,
+``GET /v3.0/OS-CREDENTIAL/credentials/{access_key}``, ``GET /v3/users/{user_id}``)
+and as the AOM endpoint (the ``/v1/{project_id}/cms/...`` workflow API), with
+the documented paths, shapes and error bodies, so DAGs, tests and demos run
+without a cloud account. Run it with ``python -m airflow_provider_aom.emulator`` or in-process::
 
     with AomEmulator() as emu:
         emu.base_url          # "http://127.0.0.1:PORT": AOM and IAM endpoint
@@ -24,6 +26,27 @@ DEFAULT_SECURITY_TOKEN``, signed), IAM user ``DEFAULT_IAM_USER`` /
 ``DEFAULT_IAM_PASSWORD`` in domain ``DEFAULT_IAM_DOMAIN``, project
 ``DEFAULT_PROJECT_ID`` named after ``DEFAULT_REGION``.
 
+Fault kinds (``EmulatorState.add_fault`` or ``POST /_emulator/faults``, per
+method, path regex and count): ``delay``, ``drop_before``, ``drop_after``,
+``status`` (``status``, default 503, ``retry_after``, ``error_code``),
+``malformed``, ``truncated``, ``expire_token``, and
+
+* ``trickle``: the real answer, one byte every ``delay`` seconds (default 1);
+* ``huge``: 200 with ``size`` bytes (default 400 MiB) of ``[0,0,...``, streamed;
+  ``size=-1`` is chunked and endless;
+* ``gzip_bomb``: 200, ``Content-Encoding: gzip``, inflating to ``size`` bytes
+  (default 1 GiB, about 1 MB sent; compressed once per size, ~3 s for 1 GiB);
+* ``body``: the raw text ``body`` with ``status`` (default 200);
+* ``patch``: the real 2xx JSON answer with ``patch``'s keys set (in each object
+  of an array answer); NaN/Infinity go out as literals.
+
+``status``, ``body``, ``huge`` and ``gzip_bomb`` answer in place of the route
+(nothing is done); ``trickle`` and ``patch``, like ``drop_after``, ``malformed``
+and ``truncated``, let it run first. ``POST /_emulator/executions``
+(``{"workflow_id", "created_by", "started_ago"}``, or
+``EmulatorState.create_execution``) adds an execution someone else started
+seconds ago.
+
 Emulator choices where the real API is undocumented:
 
 * unknown execution: 404 ``AOM.31001307`` "execution not exist.";
@@ -34,7 +57,11 @@ Emulator choices where the real API is undocumented:
   ``end_time`` 0;
 * ``x_enterprise_project_id`` is validated but every workflow is in project ``"0"``;
 * parameter checks (400) come before the project check (401 ``AOM.31009004``);
-* ``/_emulator/*`` admin calls are neither authenticated, fault-injected nor logged.
+* ``/_emulator/*`` admin calls are neither authenticated, fault-injected nor logged;
+* execution lists are ordered by begin time, newest first;
+* verifying a static token reports method ``token``, issued now, expiring
+  after ``token_ttl``; a credential's ``create_time`` is the emulator's start;
+  reading another user is 403.
 """
 
 from airflow_provider_aom.emulator.models import (

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import inspect
+import io
 import json
 import logging
+import select
 import socket
 import socketserver
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, fields
 from email.message import Message
 from http import HTTPStatus
@@ -38,11 +41,14 @@ from airflow_provider_aom.emulator.errors import (
     workflow_missing,
 )
 from airflow_provider_aom.emulator.models import MAX_ID_LENGTH, EmulatorConfig, WorkflowSpec
+from airflow_provider_aom.emulator.payloads import CHUNK_SIZE, chunked, gzip_bomb, huge_pieces, split
 from airflow_provider_aom.emulator.state import (
+    ENDLESS,
     WORKFLOW_SORT_FIELDS,
     EmulatorState,
     Fault,
     RequestRecord,
+    TokenRecord,
     WorkflowQuery,
     same_secret,
 )
@@ -170,7 +176,7 @@ def _issue_token(state: EmulatorState, request: _Request) -> _Response:
         raise keystone_error(400, "Invalid input for field 'auth.scope.project'.")
 
     domain_id = _stable_id("domain", config.iam_domain)
-    user_id = _stable_id("user", config.iam_user)
+    user_id = _user_id(state)
     # Every comparison runs so the answer time does not tell which part was wrong.
     checks = [
         same_secret(user["name"], config.iam_user) if "name" in user else same_secret(user["id"], user_id),
@@ -185,14 +191,20 @@ def _issue_token(state: EmulatorState, request: _Request) -> _Response:
         raise keystone_error(400, "The project in the scope does not exist.")
 
     token, record = state.issue_token()
-    domain_ref = {"id": domain_id, "name": config.iam_domain}
+    return _json(201, {"token": _token_body(state, request, record, "password")}, {"X-Subject-Token": token})
+
+
+def _token_body(state: EmulatorState, request: _Request, record: TokenRecord, method: str) -> JsonDict:
+    """The ``token`` object IAM answers when issuing or verifying a token."""
+    config = state.config
+    domain_ref = {"id": _stable_id("domain", config.iam_domain), "name": config.iam_domain}
     body: JsonDict = {
         "expires_at": iso_utc(record.expires_at),
         "issued_at": iso_utc(record.issued_at),
-        "methods": ["password"],
+        "methods": [method],
         "project": {"id": config.project_id, "name": config.region, "domain": domain_ref},
         "user": {
-            "id": user_id,
+            "id": _user_id(state),
             "name": config.iam_user,
             "domain": domain_ref,
             "password_expires_at": "",
@@ -208,7 +220,57 @@ def _issue_token(state: EmulatorState, request: _Request) -> _Response:
             _catalog_entry("aom", "aom", request.base_url, config.region),
             _catalog_entry("identity", "iam", request.base_url + "/v3", config.region),
         ]
-    return _json(201, {"token": body}, {"X-Subject-Token": token})
+    return body
+
+
+def _user_id(state: EmulatorState) -> str:
+    return _stable_id("user", state.config.iam_user)
+
+
+def _show_token(state: EmulatorState, request: _Request) -> _Response:
+    """``GET /v3/auth/tokens`` (Verifying a Token): describe the ``X-Subject-Token``."""
+    subject = (request.headers.get("X-Subject-Token") or "").strip()
+    if not subject:
+        raise keystone_error(400, "The request you have made requires the 'X-Subject-Token' header.")
+    found = state.token_info(subject)
+    if found is None:
+        raise keystone_error(404, "The token could not be found.")
+    method, record = found
+    return _json(200, {"token": _token_body(state, request, record, method)}, {"X-Subject-Token": subject})
+
+
+def _show_credential(state: EmulatorState, request: _Request) -> _Response:
+    """``GET /v3.0/OS-CREDENTIAL/credentials/{access_key}``: the caller's permanent AK only."""
+    config = state.config
+    # A temporary AK is not a stored credential, so IAM does not know it here either.
+    if not same_secret(request.params["access_key"], config.ak):
+        raise keystone_error(404, "Could not find credential.")
+    credential = {
+        "user_id": _user_id(state),
+        "access": config.ak,
+        "status": "active",
+        "create_time": iso_utc(state.started_at),
+        "description": "",
+    }
+    return _json(200, {"credential": credential})
+
+
+def _show_user(state: EmulatorState, request: _Request) -> _Response:
+    """``GET /v3/users/{user_id}``: an IAM user may read itself and nobody else."""
+    config = state.config
+    user_id = _user_id(state)
+    if request.params["user_id"] != user_id:
+        raise keystone_error(403, "You are not authorized to perform the requested action: identity:get_user.")
+    user = {
+        "id": user_id,
+        "name": config.iam_user,
+        "domain_id": _stable_id("domain", config.iam_domain),
+        "enabled": True,
+        "links": {"self": f"{request.base_url}/v3/users/{user_id}"},
+        "password_expires_at": None,
+        "description": "",
+    }
+    return _json(200, {"user": user})
 
 
 def _catalog_entry(service_type: str, name: str, url: str, region: str) -> JsonDict:
@@ -377,7 +439,10 @@ def _route(method: str, path: str, handler: _Handler, *, authenticated: bool = T
 _EXECUTIONS = "/v1/{project_id}/cms/workflow/{workflow_id}/executions"
 ROUTES: tuple[_Route, ...] = (
     _route("POST", "/v3/auth/tokens", _issue_token, authenticated=False),
+    _route("GET", "/v3/auth/tokens", _show_token),
     _route("GET", "/v3/projects", _list_projects),
+    _route("GET", "/v3/users/{user_id}", _show_user),
+    _route("GET", "/v3.0/OS-CREDENTIAL/credentials/{access_key}", _show_credential),
     _route("POST", _EXECUTIONS, _execute),
     _route("GET", _EXECUTIONS, _list_executions),
     _route("GET", _EXECUTIONS + "/{execution_id}/status", _execution_status),
@@ -454,9 +519,41 @@ def fault_response(fault: Fault, request_id: str) -> _Response:
     return _json(status, error.body, headers)
 
 
+def patched(response: _Response, patch: JsonDict) -> _Response:
+    """A 2xx JSON answer with ``patch``'s keys set in its object, or in each object of its array.
+
+    Any other answer is returned as is. NaN and infinities go out as the
+    ``NaN``/``Infinity`` literals Python's json module reads and writes.
+    """
+    if not 200 <= response.status < 300 or response.content_type != "application/json":
+        return response
+    try:
+        payload = json.loads(response.body)
+    except ValueError:
+        return response
+    if isinstance(payload, dict):
+        targets = [payload]
+    elif isinstance(payload, list):
+        targets = [element for element in payload if isinstance(element, dict)]
+    else:
+        targets = []
+    if not targets:
+        return response
+    for target in targets:
+        target.update(copy.deepcopy(patch))
+    body = json.dumps(payload, allow_nan=True).encode("utf-8")
+    return _Response(response.status, body, response.content_type, response.headers)
+
+
 # -- admin ---------------------------------------------------------------------
 
 _FAULT_ARGUMENTS = frozenset(inspect.signature(EmulatorState.add_fault).parameters) - {"self"}
+_EXECUTION_ARGUMENTS = frozenset(inspect.signature(EmulatorState.create_execution).parameters) - {"self"}
+_REQUIRED_EXECUTION_ARGUMENTS = frozenset(
+    name
+    for name, parameter in inspect.signature(EmulatorState.create_execution).parameters.items()
+    if name != "self" and parameter.default is inspect.Parameter.empty
+)
 _WORKFLOW_FIELDS = frozenset(item.name for item in fields(WorkflowSpec))
 
 
@@ -476,6 +573,16 @@ def admin(state: EmulatorState, method: str, path: str, body: bytes) -> _Respons
     try:
         if method == "GET" and path == "/_emulator/executions":
             return _json(200, state.executions())
+        if method == "POST" and path == "/_emulator/executions":
+            data = _admin_payload(body)
+            unknown = set(data) - _EXECUTION_ARGUMENTS
+            if unknown or not set(data) >= _REQUIRED_EXECUTION_ARGUMENTS:
+                required = ", ".join(sorted(_REQUIRED_EXECUTION_ARGUMENTS))
+                raise ValueError(f"expected {required} and only {sorted(_EXECUTION_ARGUMENTS)}")
+            execution_id = state.create_execution(**data)
+            if execution_id is None:
+                return _json(404, {"error": f"no workflow {data['workflow_id']!r}"})
+            return _json(200, {"execution_id": execution_id})
         if method == "GET" and path == "/_emulator/requests":
             return _json(200, state.requests())
         if method == "GET" and path == "/_emulator/faults":
@@ -562,6 +669,10 @@ class _Server(ThreadingHTTPServer):
     def untrack(self, connection: socket.socket) -> None:
         with self._connections_lock:
             self._connections.discard(connection)
+
+    def connection_count(self) -> int:
+        with self._connections_lock:
+            return len(self._connections)
 
     def close_connections(self) -> None:
         with self._connections_lock:
@@ -676,7 +787,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
         kind = auth_kind(self.headers)
         fault = state.take_fault(self.command, raw_path, has_token=kind == "token")
         fault_kind = fault.kind if fault else None
-        if fault is not None and fault.delay > 0 and self.server.stopping.wait(fault.delay):
+        # A trickle fault's delay is its pause between bytes, not a wait before answering.
+        if fault is not None and fault_kind != "trickle" and fault.delay > 0 and self.server.stopping.wait(fault.delay):
             self._drop()
             return
         if fault_kind == "drop_before":
@@ -692,8 +804,14 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self._send(_json(400, error.body), request_id)
             return
 
+        if fault is not None and fault.kind in ("huge", "gzip_bomb"):
+            self._log(raw_path, raw_query, 200, kind, fault_kind, request_id)
+            self._send_generated(fault, request_id)
+            return
         if fault is not None and fault.kind == "status":
             response = fault_response(fault, request_id)
+        elif fault is not None and fault.kind == "body":
+            response = _Response(fault.status, (fault.body or "").encode("utf-8"))
         elif fault_kind == "expire_token":
             # The presented token expires now (an issued one stays expired, so the
             # client must fetch a new one); a static token only fails this request.
@@ -713,7 +831,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
                 auth=kind,
             )
             response = dispatch(state, request)
-        if raw_path.startswith("/v3/") and response.status < 500:
+        if raw_path.startswith(("/v3/", "/v3.0/")) and response.status < 500:
             response.headers.setdefault("X-IAM-Trace-Id", request_id)
 
         if fault_kind == "drop_after":
@@ -724,10 +842,80 @@ class _RequestHandler(BaseHTTPRequestHandler):
             response = _Response(200, MALFORMED_BODY, "text/html")
         elif fault_kind == "truncated":
             response = _Response(200, response.body[: len(response.body) // 2])
+        elif fault is not None and fault.kind == "patch" and fault.patch is not None:
+            response = patched(response, fault.patch)
         # Logged before sending: a client that reads the log right after its
         # response must find its request there.
         self._log(raw_path, raw_query, response.status, kind, fault_kind, request_id)
-        self._send(response, request_id)
+        if fault is not None and fault.kind == "trickle":
+            self._trickle(response, request_id, fault.delay)
+        else:
+            self._send(response, request_id)
+
+    def _trickle(self, response: _Response, request_id: str, pause: float) -> None:
+        """Send exactly what :meth:`_send` would, one byte per ``pause`` seconds."""
+        real = self.wfile
+        rendered = io.BytesIO()
+        self.wfile = rendered
+        try:
+            self._send(response, request_id)
+        finally:
+            self.wfile = real
+        if not self._stream(split(rendered.getvalue(), 1), pause):
+            self.close_connection = True
+
+    def _send_generated(self, fault: Fault, request_id: str) -> None:
+        """The 200 answer of a ``huge`` or ``gzip_bomb`` fault, streamed in chunks."""
+        headers = {"Content-Type": "application/json"}
+        if fault.kind == "gzip_bomb":
+            compressed = gzip_bomb(fault.size)
+            headers.update({"Content-Encoding": "gzip", "Content-Length": str(len(compressed))})
+            pieces: Iterable[bytes] = split(compressed, CHUNK_SIZE)
+        elif fault.size == ENDLESS:
+            headers["Transfer-Encoding"] = "chunked"
+            pieces = chunked(huge_pieces(fault.size))
+        else:
+            headers["Content-Length"] = str(fault.size)
+            pieces = huge_pieces(fault.size)
+        self.send_response(200)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("X-Request-Id", request_id)
+        self.end_headers()
+        # An endless body only ends with the connection.
+        if not self._stream(pieces) or fault.size == ENDLESS:
+            self.close_connection = True
+
+    def _stream(self, pieces: Iterable[bytes], pause: float = 0.0) -> bool:
+        """Write ``pieces`` (``pause`` s apart) until done, the client hangs up or the server stops.
+
+        True when everything was written.
+        """
+        stopping = self.server.stopping
+        for index, piece in enumerate(pieces):
+            # stopping.wait() rather than sleep: AomEmulator.stop() must not wait for a trickle.
+            if index and pause > 0 and stopping.wait(pause):
+                return False
+            if stopping.is_set() or self._client_gone():
+                return False
+            try:
+                self.wfile.write(piece)
+            except OSError:
+                return False
+        return True
+
+    def _client_gone(self) -> bool:
+        """Whether the client closed its side (a readable socket with nothing to read)."""
+        connection = self.connection
+        try:
+            readable, _, _ = select.select([connection], [], [], 0)
+            return bool(readable) and not connection.recv(1, socket.MSG_PEEK)
+        except ValueError:
+            # select() cannot watch descriptors past FD_SETSIZE; the next write
+            # to a closed connection fails anyway.
+            return False
+        except OSError:
+            return True
 
     # BaseHTTPRequestHandler looks up do_<METHOD>; every supported method is served alike.
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
@@ -813,6 +1001,12 @@ class AomEmulator:
     @property
     def port(self) -> int:
         return int(self.base_url.rsplit(":", 1)[1])
+
+    @property
+    def open_connections(self) -> int:
+        """Client connections being served now (each has a handler thread); 0 when stopped."""
+        server = self._server
+        return 0 if server is None else server.connection_count()
 
     def __enter__(self) -> AomEmulator:
         if self._server is None:

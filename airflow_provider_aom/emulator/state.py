@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import copy
 import hmac
+import json
+import math
 import re
 import secrets
 import threading
@@ -32,7 +34,20 @@ FAULT_KINDS = (
     "malformed",
     "truncated",
     "expire_token",
+    "trickle",
+    "huge",
+    "gzip_bomb",
+    "body",
+    "patch",
 )
+# Per-kind defaults of add_fault's ``status`` and ``size`` when not given.
+DEFAULT_FAULT_STATUS = 503
+DEFAULT_BODY_STATUS = 200
+DEFAULT_HUGE_SIZE = 400 * 1024 * 1024
+DEFAULT_GZIP_BOMB_SIZE = 1024 * 1024 * 1024
+DEFAULT_TRICKLE_PAUSE = 1.0
+# ``size`` of a ``huge`` fault that never ends.
+ENDLESS = -1
 TERMINAL_STATUSES = frozenset({"success", "fail", "cancel"})
 WORKFLOW_SORT_FIELDS = ("create_time", "update_time", "last_execution_start_time")
 FAILURE_MESSAGE = "script exited with code 1"
@@ -63,6 +78,10 @@ class Fault:
     delay: float
     error_code: str | None
     pattern: re.Pattern[str] = field(repr=False)
+    # 0 for kinds that send no generated body.
+    size: int = 0
+    body: str | None = None
+    patch: JsonDict | None = None
 
     def matches(self, method: str, path: str, has_token: bool) -> bool:
         if self.method is not None and self.method.upper() != method.upper():
@@ -74,7 +93,8 @@ class Fault:
         return self.pattern.search(path) is not None
 
     def to_dict(self) -> JsonDict:
-        return {item.name: getattr(self, item.name) for item in fields(self) if item.name != "pattern"}
+        # A copy: the caller may change the dict without touching the fault.
+        return {item.name: copy.deepcopy(getattr(self, item.name)) for item in fields(self) if item.name != "pattern"}
 
 
 @dataclass
@@ -281,6 +301,8 @@ class EmulatorState:
         self._tokens: dict[str, TokenRecord] = {}
         self._faults: list[Fault] = []
         self._log: list[RequestRecord] = []
+        # When this state came to be: the creation time of the permanent AK.
+        self.started_at = clock()
         specs = default_workflows() if config.workflows is None else config.workflows
         for spec in specs:
             self.add_workflow(spec)
@@ -323,19 +345,32 @@ class EmulatorState:
         method: str | None = None,
         path: str = "",
         count: int = 1,
-        status: int = 503,
+        status: int | None = None,
         retry_after: float | None = None,
         delay: float = 0.0,
         error_code: str | None = None,
+        size: int | None = None,
+        body: str | None = None,
+        patch: JsonDict | None = None,
     ) -> None:
         """Inject a fault into the next ``count`` requests matching ``method`` and ``path``.
 
         ``path`` is a regular expression searched in the raw request path.
+        ``status``: the answer's status for ``status`` (default 503) and ``body``
+        (default 200) faults. ``delay``: seconds to wait before answering, or for
+        ``trickle`` the pause between bytes (default 1 s). ``size``: body bytes
+        of ``huge`` (default 400 MiB, ``-1`` endless) and decompressed bytes of
+        ``gzip_bomb`` (default 1 GiB). ``body``: the raw text a ``body`` fault
+        answers. ``patch``: keys a ``patch`` fault sets in the real JSON answer.
         """
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; expected one of {', '.join(FAULT_KINDS)}")
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
             raise ValueError("count must be a positive integer")
+        if status is None:
+            # None is the "not given" sentinel: a body fault stands for a normal
+            # answer, a status fault for a failure.
+            status = DEFAULT_BODY_STATUS if kind == "body" else DEFAULT_FAULT_STATUS
         if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
             raise ValueError("status must be an HTTP status code")
         if isinstance(delay, bool) or not isinstance(delay, (int, float)) or delay < 0:
@@ -354,6 +389,17 @@ class EmulatorState:
             pattern = re.compile(path)
         except re.error as exc:
             raise ValueError(f"path is not a valid regular expression: {exc}") from exc
+        size = _fault_size(kind, size)
+        if body is not None and not isinstance(body, str):
+            raise ValueError("body must be a string")
+        if kind == "body" and body is None:
+            raise ValueError("a body fault needs the body to send")
+        if patch is not None:
+            patch = _json_object(patch, "patch")
+        if kind == "patch" and patch is None:
+            raise ValueError("a patch fault needs the patch to apply")
+        if kind == "trickle" and delay == 0:
+            delay = DEFAULT_TRICKLE_PAUSE
         fault = Fault(
             kind=kind,
             method=method,
@@ -364,6 +410,9 @@ class EmulatorState:
             delay=float(delay),
             error_code=error_code,
             pattern=pattern,
+            size=size,
+            body=body,
+            patch=patch,
         )
         with self._lock:
             self._faults.append(fault)
@@ -434,6 +483,21 @@ class EmulatorState:
             self._tokens[token] = record
             return token, copy.copy(record)
 
+    def token_info(self, token: str) -> tuple[str, TokenRecord] | None:
+        """The auth method and a copy of the record of a valid token; None when unknown or expired.
+
+        A static token was never issued: it reports method ``token``, issued now
+        and valid for ``config.token_ttl`` seconds (it never really expires).
+        """
+        if any(same_secret(token, static) for static in self.config.static_tokens):
+            now = self.now()
+            return "token", TokenRecord(issued_at=now, expires_at=now + self.config.token_ttl)
+        with self._lock:
+            record = self._tokens.get(token)
+            if record is None or self.now() >= record.expires_at:
+                return None
+            return "password", copy.copy(record)
+
     def token_status(self, token: str) -> tuple[str, float | None]:
         """``("valid", None)``, ``("expired", expires_at)`` or ``("unknown", None)``."""
         if any(same_secret(token, static) for static in self.config.static_tokens):
@@ -457,15 +521,35 @@ class EmulatorState:
         with self._lock:
             return workflow_id in self._workflows
 
-    def create_execution(self, workflow_id: str, created_by: str) -> str | None:
-        """Start an execution; None when the workflow does not exist."""
+    def create_execution(self, workflow_id: str, created_by: str, started_ago: float = 0.0) -> str | None:
+        """Start an execution on behalf of ``created_by``; None when the workflow does not exist.
+
+        ``started_ago`` shifts the whole run back: it began that many seconds ago
+        (and has progressed accordingly). Tests use it, with another
+        ``created_by``, for executions someone else started.
+        """
+        if not isinstance(workflow_id, str):
+            raise ValueError("workflow_id must be a string")
+        if not isinstance(created_by, str) or not created_by:
+            raise ValueError("created_by must be a non-empty string")
+        if (
+            isinstance(started_ago, bool)
+            or not isinstance(started_ago, (int, float))
+            or not math.isfinite(started_ago)
+            or started_ago < 0
+        ):
+            raise ValueError("started_ago must be a non-negative number of seconds")
         with self._lock:
             record = self._workflows.get(workflow_id)
             if record is None:
                 return None
-            execution = Execution.create(record.spec, record.update_time, created_by, self.now())
+            begin = self.now() - started_ago
+            execution = Execution.create(record.spec, record.update_time, created_by, begin)
             self._executions[execution.execution_id] = execution
-            self._last_execution[execution.workflow_id] = execution
+            last = self._last_execution.get(execution.workflow_id)
+            # A run backdated before the current last one does not replace it.
+            if last is None or begin >= last.created_at:
+                self._last_execution[execution.workflow_id] = execution
             return execution.execution_id
 
     def _find(self, workflow_id: str, execution_id: str) -> Execution | None:
@@ -481,15 +565,22 @@ class EmulatorState:
             return None if execution is None else execution.detail(self.now(), self.config.project_id)
 
     def list_executions(self, workflow_id: str) -> list[JsonDict]:
-        """Briefs of the workflow's executions, newest first."""
+        """Briefs of the workflow's executions, newest (by begin time) first."""
         with self._lock:
             now = self.now()
             pid = self.config.project_id
-            return [
-                execution.brief(now, pid)
-                for execution in reversed(self._executions.values())
-                if execution.workflow_id == workflow_id
-            ]
+            # Latest-created first, then a stable sort by begin time: only
+            # backdated executions (create_execution's started_ago) move.
+            ordered = sorted(
+                (
+                    execution
+                    for execution in reversed(self._executions.values())
+                    if execution.workflow_id == workflow_id
+                ),
+                key=lambda execution: execution.created_at,
+                reverse=True,
+            )
+            return [execution.brief(now, pid) for execution in ordered]
 
     def terminate(self, workflow_id: str, execution_id: str) -> str:
         """``"cancelled"``, ``"finished"`` (already terminal) or ``"missing"``."""
@@ -562,6 +653,28 @@ class EmulatorState:
             "enterprise_project_id": "0",
             "last_execute_by": last.created_by if last else "",
         }
+
+
+def _fault_size(kind: str, size: int | None) -> int:
+    """``size`` validated for ``kind``, or the kind's default when not given."""
+    if size is None:
+        return {"huge": DEFAULT_HUGE_SIZE, "gzip_bomb": DEFAULT_GZIP_BOMB_SIZE}.get(kind, 0)
+    if isinstance(size, bool) or not isinstance(size, int) or (size < 1 and size != ENDLESS):
+        raise ValueError("size must be a positive number of bytes (or -1: endless, huge only)")
+    if size == ENDLESS and kind != "huge":
+        raise ValueError("only a huge fault can be endless (size -1)")
+    return size
+
+
+def _json_object(value: object, name: str) -> JsonDict:
+    """A deep copy of ``value`` if it is a JSON-serialisable dict (NaN and Infinity allowed)."""
+    if not isinstance(value, dict) or not all(isinstance(key, str) for key in value):
+        raise ValueError(f"{name} must be a JSON object")
+    try:
+        json.dumps(value, allow_nan=True)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be serialisable as JSON: {exc}") from None
+    return copy.deepcopy(value)
 
 
 def _workflow_matches(element: JsonDict, query: WorkflowQuery) -> bool:

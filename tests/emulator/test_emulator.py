@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import os
 import queue
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 import uuid
+import zlib
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from http.client import HTTPConnection
@@ -37,6 +41,7 @@ from airflow_provider_aom.emulator import (
     EmulatorConfig,
     WorkflowSpec,
     default_workflows,
+    payloads,
 )
 from tests.polling import wait_for
 
@@ -47,6 +52,7 @@ PID = DEFAULT_PROJECT_ID
 STATIC = "MIIemulator-static-token"
 FAST = 0.2
 TERMINAL = {"success", "fail", "cancel"}
+MIB = 1024 * 1024
 
 
 def run_python(*args: str) -> subprocess.CompletedProcess[str]:
@@ -164,6 +170,62 @@ def assert_gateway_401(response: requests.Response, detail: str) -> None:
     assert body["request_id"] == response.headers["X-Request-Id"]
 
 
+def raw_request(emu: AomEmulator, method: str, path: str) -> socket.socket:
+    """A socket that has sent one bodiless request (static token) and not read anything yet."""
+    sock = socket.create_connection(("127.0.0.1", emu.port), timeout=5)
+    head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{emu.port}\r\nX-Auth-Token: {STATIC}\r\nContent-Length: 0\r\n"
+    sock.sendall(head.encode("ascii") + b"\r\n")
+    return sock
+
+
+def read_raw_response(sock: socket.socket, limit: float = 20.0) -> bytes:
+    """One whole ``Content-Length`` response exactly as received (status line, headers, body)."""
+    data = b""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        head, separator, body = data.partition(b"\r\n\r\n")
+        if separator:
+            length = re.search(rb"(?im)^content-length: *(\d+)\r$", head + b"\r")
+            assert length is not None, head
+            if len(body) >= int(length.group(1)):
+                return data
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    raise AssertionError(f"incomplete response: {data!r}")
+
+
+def raw_headers(raw: bytes) -> list[tuple[str, str]]:
+    """The header lines of a raw response, in order, as (name, value)."""
+    head = raw.partition(b"\r\n\r\n")[0].decode("ascii")
+    return [(name, value.strip()) for name, _, value in (line.partition(":") for line in head.split("\r\n")[1:])]
+
+
+def open_connection(emu: AomEmulator) -> HTTPConnection:
+    return HTTPConnection("127.0.0.1", emu.port, timeout=10)
+
+
+def user_id_of(emu: AomEmulator, http: requests.Session) -> str:
+    response = http.post(f"{emu.base_url}/v3/auth/tokens?nocatalog=true", json=password_body())
+    return str(response.json()["token"]["user"]["id"])
+
+
+def nested(depth: int) -> Any:
+    value: Any = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
+def depth_of(value: Any) -> int:
+    depth = 0
+    while isinstance(value, list):
+        depth += 1
+        value = value[0] if value else None
+    return depth
+
+
 # -- IAM ----------------------------------------------------------------------
 
 
@@ -248,6 +310,97 @@ def test_iam_projects_by_name(emu: AomEmulator, http: requests.Session) -> None:
     assert other.status_code == 200 and other.json()["projects"] == []
     unauthenticated = http.get(f"{emu.base_url}/v3/projects?{query}")
     assert_gateway_401(unauthenticated, "x-auth-token not found")
+
+
+def test_iam_verify_token_describes_the_subject_token(emu: AomEmulator, http: requests.Session) -> None:
+    issued = http.post(f"{emu.base_url}/v3/auth/tokens", json=password_body())
+    token = issued.headers["X-Subject-Token"]
+    issued_body = issued.json()["token"]
+
+    response = http.get(f"{emu.base_url}/v3/auth/tokens", headers={"X-Auth-Token": token, "X-Subject-Token": token})
+    assert response.status_code == 200, response.text
+    assert response.headers["X-Subject-Token"] == token
+    assert response.headers["X-IAM-Trace-Id"] == response.headers["X-Request-Id"]
+    body = response.json()["token"]
+    assert body["methods"] == ["password"]
+    assert body["user"] == issued_body["user"]
+    assert body["user"]["id"] == issued_body["user"]["id"] and re.fullmatch(r"[0-9a-f]{32}", body["user"]["id"])
+    assert body["user"]["name"] == DEFAULT_IAM_USER and body["user"]["domain"]["name"] == DEFAULT_IAM_DOMAIN
+    assert body["project"] == issued_body["project"]
+    assert (body["issued_at"], body["expires_at"]) == (issued_body["issued_at"], issued_body["expires_at"])
+    assert body["catalog"] == issued_body["catalog"] and body["roles"] == issued_body["roles"]
+
+    # AK/SK may ask too; a static token reports the "token" method; nocatalog is honoured.
+    query = "nocatalog=true"
+    headers = signed_headers(emu, "GET", "/v3/auth/tokens", query, extra={"X-Subject-Token": STATIC})
+    static = http.get(f"{emu.base_url}/v3/auth/tokens?{query}", headers=headers)
+    assert static.status_code == 200, static.text
+    assert static.headers["X-Subject-Token"] == STATIC
+    static_body = static.json()["token"]
+    assert static_body["methods"] == ["token"] and "catalog" not in static_body
+    assert static_body["user"]["id"] == body["user"]["id"]
+
+
+def test_iam_verify_token_errors(emu: AomEmulator, http: requests.Session) -> None:
+    url = f"{emu.base_url}/v3/auth/tokens"
+    missing = http.get(url, headers={"X-Auth-Token": STATIC})
+    assert missing.status_code == 400
+    assert missing.json()["error"]["code"] == 400 and missing.json()["error"]["title"] == "Bad Request"
+
+    not_found = {"error": {"code": 404, "message": "The token could not be found.", "title": "Not Found"}}
+    unknown = http.get(url, headers={"X-Auth-Token": STATIC, "X-Subject-Token": "MIInot-a-real-token"})
+    assert unknown.status_code == 404 and unknown.json() == not_found
+    token = get_token(emu, http)
+    emu.state.expire_tokens()
+    expired = http.get(url, headers={"X-Auth-Token": STATIC, "X-Subject-Token": token})
+    assert expired.status_code == 404 and expired.json() == not_found
+    # The caller itself must be authenticated (the gateway's 401 comes first).
+    assert_gateway_401(http.get(url, headers={"X-Subject-Token": STATIC}), "x-auth-token not found")
+
+
+def test_iam_show_own_permanent_credential_only(emu: AomEmulator, http: requests.Session) -> None:
+    path = f"/v3.0/OS-CREDENTIAL/credentials/{DEFAULT_AK}"
+    response = http.get(emu.base_url + path, headers=signed_headers(emu, "GET", path))
+    assert response.status_code == 200, response.text
+    credential = response.json()["credential"]
+    assert set(credential) == {"user_id", "access", "status", "create_time", "description"}
+    assert credential["user_id"] == user_id_of(emu, http)
+    assert credential["access"] == DEFAULT_AK and credential["status"] == "active"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", credential["create_time"])
+    assert credential["description"] == ""
+
+    not_found = {"error": {"code": 404, "message": "Could not find credential.", "title": "Not Found"}}
+    for access_key in (DEFAULT_TEMP_AK, "SOMEONEELSESAK000000"):
+        other = http.get(
+            f"{emu.base_url}/v3.0/OS-CREDENTIAL/credentials/{access_key}", headers={"X-Auth-Token": STATIC}
+        )
+        assert other.status_code == 404 and other.json() == not_found
+    assert_gateway_401(http.get(emu.base_url + path), "x-auth-token not found")
+
+
+def test_iam_show_user_self_only(emu: AomEmulator, http: requests.Session) -> None:
+    user_id = user_id_of(emu, http)
+    response = http.get(f"{emu.base_url}/v3/users/{user_id}", headers={"X-Auth-Token": STATIC})
+    assert response.status_code == 200, response.text
+    assert response.json() == {
+        "user": {
+            "id": user_id,
+            "name": DEFAULT_IAM_USER,
+            "domain_id": response.json()["user"]["domain_id"],
+            "enabled": True,
+            "links": {"self": f"{emu.base_url}/v3/users/{user_id}"},
+            "password_expires_at": None,
+            "description": "",
+        }
+    }
+    token_domain = http.post(f"{emu.base_url}/v3/auth/tokens?nocatalog=1", json=password_body()).json()["token"]
+    assert response.json()["user"]["domain_id"] == token_domain["user"]["domain"]["id"]
+
+    other = http.get(f"{emu.base_url}/v3/users/{'0' * 32}", headers={"X-Auth-Token": STATIC})
+    assert other.status_code == 403
+    error = other.json()["error"]
+    assert error["code"] == 403 and error["title"] == "Forbidden" and error["message"]
+    assert_gateway_401(http.get(f"{emu.base_url}/v3/users/{user_id}"), "x-auth-token not found")
 
 
 # -- token auth ---------------------------------------------------------------
@@ -821,6 +974,300 @@ def test_fault_status_on_iam(emu: AomEmulator, http: requests.Session) -> None:
     assert emu.state.iam_token_requests() == 2
 
 
+def test_fault_trickle_sends_the_real_answer_unchanged(emu: AomEmulator) -> None:
+    normal = raw_request(emu, "POST", aom("/workflow/wf-success/executions"))
+    try:
+        expected = read_raw_response(normal)
+    finally:
+        normal.close()
+    emu.state.add_fault("trickle", path=EXECUTE, delay=0.002)
+    sock = raw_request(emu, "POST", aom("/workflow/wf-success/executions"))
+    try:
+        raw = read_raw_response(sock)
+    finally:
+        sock.close()
+    # Same status line and headers as an unfaulted answer; the route really ran.
+    assert raw.split(b"\r\n", 1)[0] == expected.split(b"\r\n", 1)[0] == b"HTTP/1.1 200 OK"
+    # Header for header the same, but for what differs between any two answers.
+    varying = {"Date", "X-Request-Id"}
+    assert [h for h in raw_headers(raw) if h[0] not in varying] == [
+        h for h in raw_headers(expected) if h[0] not in varying
+    ]
+    assert [name for name, _ in raw_headers(raw)] == [name for name, _ in raw_headers(expected)]
+    body = json.loads(raw.partition(b"\r\n\r\n")[2])
+    assert [execution["execution_id"] for execution in emu.state.executions()][-1] == body["execution_id"]
+    assert emu.state.requests()[-1]["fault"] == "trickle"
+
+
+def test_fault_trickle_is_slow_and_ends_when_the_client_hangs_up(emu: AomEmulator) -> None:
+    emu.state.add_fault("trickle", path=EXECUTE, delay=0.2)
+    sock = raw_request(emu, "POST", aom("/workflow/wf-success/executions"))
+    received = b""
+    try:
+        deadline = time.monotonic() + 0.9
+        while time.monotonic() < deadline:
+            sock.settimeout(max(0.01, deadline - time.monotonic()))
+            try:
+                chunk = sock.recv(4096)
+            except TimeoutError:
+                break
+            assert chunk
+            received += chunk
+    finally:
+        sock.close()
+    # At one byte per 0.2 s, under a second gives a handful of bytes of a ~250-byte answer.
+    assert received and b"HTTP/1.1 200 OK".startswith(received[:15])
+    assert len(received) < 30
+    # Trickling the rest would take ~50 s; the handler notices the hang-up instead.
+    wait_for(lambda: emu.open_connections == 0, 5.0, "the trickling handler to end")
+    assert emu.state.requests()[-1]["fault"] == "trickle"
+
+
+def test_fault_trickle_does_not_hold_up_stop() -> None:
+    emulator = AomEmulator(EmulatorConfig(static_tokens=[STATIC])).start()
+    try:
+        emulator.state.add_fault("trickle", delay=30)
+        sock = raw_request(emulator, "GET", aom("/workflow/wf-success/executions"))
+        assert sock.recv(1) == b"H"
+    finally:
+        started = time.monotonic()
+        emulator.stop()
+    try:
+        assert time.monotonic() - started < 3
+        sock.settimeout(3)
+        # The stopped server closes the connection: EOF or a reset, not a timeout.
+        with contextlib.suppress(ConnectionResetError):
+            assert sock.recv(4096) == b""
+    finally:
+        sock.close()
+
+
+def test_fault_huge_sends_exactly_size_bytes_instead_of_the_route(emu: AomEmulator) -> None:
+    size = 3 * payloads.CHUNK_SIZE + 12345
+    emu.state.add_fault("huge", path=EXECUTE, size=size)
+    connection = open_connection(emu)
+    try:
+        connection.request("POST", aom("/workflow/wf-success/executions"), headers={"X-Auth-Token": STATIC})
+        response = connection.getresponse()
+        assert response.status == 200
+        assert response.getheader("Content-Type") == "application/json"
+        assert response.getheader("Content-Length") == str(size)
+        body = response.read()
+    finally:
+        connection.close()
+    assert len(body) == size
+    assert body == b"[" + (b"0," * size)[: size - 1]
+    assert emu.state.executions() == []
+    assert emu.state.requests()[-1]["fault"] == "huge"
+
+
+def test_fault_huge_endless_until_the_client_closes(emu: AomEmulator) -> None:
+    emu.state.add_fault("huge", size=-1)
+    connection = open_connection(emu)
+    try:
+        connection.request("GET", aom("/workflow/wf-success/executions"), headers={"X-Auth-Token": STATIC})
+        response = connection.getresponse()
+        assert response.status == 200
+        assert response.getheader("Transfer-Encoding") == "chunked"
+        assert response.getheader("Content-Length") is None
+        first = response.read(MIB)
+        assert first == (b"[" + b"0," * MIB)[:MIB]
+        # Still coming: another MiB is there for the taking.
+        assert len(response.read(MIB)) == MIB
+    finally:
+        connection.close()
+    wait_for(lambda: emu.open_connections == 0, 5.0, "the endless handler to end")
+
+
+def test_fault_huge_default_size_stops_on_client_disconnect(emu: AomEmulator) -> None:
+    emu.state.add_fault("huge")
+    assert emu.state.faults()[0]["size"] == 400 * MIB
+    connection = open_connection(emu)
+    try:
+        connection.request("GET", aom("/workflow/wf-success/executions"), headers={"X-Auth-Token": STATIC})
+        response = connection.getresponse()
+        assert response.getheader("Content-Length") == str(400 * MIB)
+        assert response.read(MIB).startswith(b"[0,0,")
+    finally:
+        connection.close()
+    wait_for(lambda: emu.open_connections == 0, 5.0, "the huge handler to end")
+
+
+def test_fault_gzip_bomb_inflates_to_size(emu: AomEmulator) -> None:
+    size = 32 * MIB + 7
+    emu.state.add_fault("gzip_bomb", size=size)
+    connection = open_connection(emu)
+    try:
+        connection.request("GET", aom("/workflow/wf-success/executions"), headers={"X-Auth-Token": STATIC})
+        response = connection.getresponse()
+        assert response.status == 200
+        assert response.getheader("Content-Encoding") == "gzip"
+        assert response.getheader("Content-Type") == "application/json"
+        compressed = response.read()
+        assert response.getheader("Content-Length") == str(len(compressed))
+    finally:
+        connection.close()
+    assert len(compressed) < size // 500
+    inflater = zlib.decompressobj(wbits=31)
+    first = inflater.decompress(compressed, MIB)
+    assert len(first) == MIB and first[:1] == b"[" and not first[1:].strip(b" ")
+    total = len(first)
+    # Bounded steps: never more than 1 MiB inflated at once.
+    while inflater.unconsumed_tail:
+        piece = inflater.decompress(inflater.unconsumed_tail, MIB)
+        assert not piece.strip(b" ")
+        total += len(piece)
+    total += len(inflater.flush())
+    assert total == size and inflater.eof
+    assert emu.state.requests()[-1]["fault"] == "gzip_bomb"
+    # Computed once per size.
+    assert payloads.gzip_bomb(size) is payloads.gzip_bomb(size)
+
+
+def test_fault_gzip_bomb_default_is_1_gib_from_about_1_mb(emu: AomEmulator) -> None:
+    emu.state.add_fault("gzip_bomb")
+    assert emu.state.faults()[0]["size"] == 1024 * MIB
+    response = requests.get(
+        emu.base_url + aom("/workflow/wf-success/executions"),
+        headers={"X-Auth-Token": STATIC},
+        stream=True,
+        timeout=60,
+    )
+    with response:
+        assert response.headers["Content-Encoding"] == "gzip"
+        compressed = response.raw.read(decode_content=False)
+    assert MIB // 2 < len(compressed) < 2 * MIB
+    inflater = zlib.decompressobj(wbits=31)
+    assert inflater.decompress(compressed, 16) == b"[" + b" " * 15
+    total = 16
+    while inflater.unconsumed_tail:
+        total += len(inflater.decompress(inflater.unconsumed_tail, 16 * MIB))
+    assert total == 1024 * MIB
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"status": "", "execution_id": NaN, "end_time": Infinity}',
+        "[" * 300 + "]" * 300,
+        '{"execution_id": 12345, "status": ["success"], "begin_time": "yesterday"}',
+        '{"status": "süccess"}',
+        "",
+    ],
+    ids=["nan-and-empty-status", "300-deep", "wrong-types", "utf-8", "empty"],
+)
+def test_fault_body_sends_exact_text_with_200(emu: AomEmulator, http: requests.Session, text: str) -> None:
+    emu.state.add_fault("body", path=EXECUTE, body=text)
+    response = http.post(emu.base_url + aom("/workflow/wf-success/executions"), headers={"X-Auth-Token": STATIC})
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "application/json"
+    assert response.content == text.encode("utf-8")
+    # Answered in place of the route: nothing was started.
+    assert emu.state.executions() == []
+    assert emu.state.requests()[-1]["fault"] == "body"
+
+
+def test_fault_body_with_explicit_status_and_defaults(emu: AomEmulator, http: requests.Session) -> None:
+    emu.state.add_fault("body", body='{"oops": true}', status=500)
+    response = http.post(emu.base_url + aom("/workflow/wf-success/executions"), headers={"X-Auth-Token": STATIC})
+    assert response.status_code == 500 and response.content == b'{"oops": true}'
+    emu.state.add_fault("status")
+    emu.state.add_fault("body", body="{}")
+    assert [fault["status"] for fault in emu.state.faults()] == [503, 200]
+
+
+def test_fault_new_parameters_are_validated(emu: AomEmulator) -> None:
+    bad: list[dict[str, Any]] = [
+        {"kind": "body"},
+        {"kind": "body", "body": 5},
+        {"kind": "patch"},
+        {"kind": "patch", "patch": [1]},
+        {"kind": "patch", "patch": {"when": object()}},
+        {"kind": "huge", "size": 0},
+        {"kind": "huge", "size": -2},
+        {"kind": "huge", "size": 1.5},
+        {"kind": "huge", "size": True},
+        {"kind": "gzip_bomb", "size": -1},
+        {"kind": "status", "status": None, "size": "big"},
+    ]
+    for arguments in bad:
+        kind = arguments.pop("kind")
+        with pytest.raises(ValueError):
+            emu.state.add_fault(kind, **arguments)
+    assert emu.state.faults() == []
+
+
+def test_fault_patch_sets_nan_nesting_and_wrong_types(emu: AomEmulator, http: requests.Session) -> None:
+    execution_id = execute(emu, http, "wf-long")
+    patch = {"status": float("nan"), "end_time": "yesterday", "execution_result_list": nested(300)}
+    emu.state.add_fault("patch", method="GET", path="/status$", patch=patch)
+    url = emu.base_url + aom(f"/workflow/wf-long/executions/{execution_id}/status")
+    response = http.get(url, headers={"X-Auth-Token": STATIC})
+    assert response.status_code == 200
+    assert b'"status": NaN' in response.content
+    body = json.loads(response.content)
+    assert math.isnan(body["status"]) and body["end_time"] == "yesterday"
+    assert depth_of(body["execution_result_list"]) == 300
+    # Keys not in the patch keep the route's values.
+    assert body["execution_id"] == execution_id and body["project_id"] == PID
+    assert emu.state.requests()[-1]["fault"] == "patch"
+    assert http.get(url, headers={"X-Auth-Token": STATIC}).json()["status"] == "executing"
+
+
+def test_fault_patch_applies_to_every_object_of_a_list(emu: AomEmulator, http: requests.Session) -> None:
+    first = execute(emu, http, "wf-long")
+    second = execute(emu, http, "wf-long")
+    admin = emu.base_url + "/_emulator/faults"
+    # The admin endpoint reads the NaN/Infinity literals Python's json writes.
+    posted = http.post(
+        admin,
+        data='{"kind": "patch", "method": "GET", "path": "executions$", "patch": {"created_by": "mallory", '
+        '"begin_time": Infinity}}',
+    )
+    assert posted.status_code == 200, posted.text
+    response = http.get(emu.base_url + aom("/workflow/wf-long/executions"), headers={"X-Auth-Token": STATIC})
+    assert response.status_code == 200
+    assert response.content.count(b'"begin_time": Infinity') == 2
+    body = json.loads(response.content)
+    assert [item["execution_id"] for item in body] == [second, first]
+    for item in body:
+        assert item["created_by"] == "mallory" and item["begin_time"] == float("inf")
+        assert item["workflow_id"] == "wf-long"
+
+
+def test_fault_patch_leaves_error_answers_alone(emu: AomEmulator, http: requests.Session) -> None:
+    emu.state.add_fault("patch", patch={"error_code": "patched"})
+    response = http.post(emu.base_url + aom("/workflow/nope/executions"), headers={"X-Auth-Token": STATIC})
+    assert response.status_code == 404
+    assert response.json() == {"error_code": "AOM.31001306", "error_msg": "workflow not exist.", "http_code": 404}
+    assert emu.state.faults() == [] and emu.state.requests()[-1]["fault"] == "patch"
+
+
+def test_admin_faults_accept_the_new_parameters(emu: AomEmulator, http: requests.Session) -> None:
+    admin = emu.base_url + "/_emulator/faults"
+    for payload in [
+        {"kind": "trickle", "delay": 0.5},
+        {"kind": "huge", "size": -1},
+        {"kind": "gzip_bomb", "size": MIB},
+        {"kind": "body", "body": '{"status": ""}', "status": 202},
+        {"kind": "patch", "patch": {"status": "weird"}},
+    ]:
+        assert http.post(admin, json=payload).status_code == 200, payload
+    listed = http.get(admin).json()
+    assert [fault["kind"] for fault in listed] == ["trickle", "huge", "gzip_bomb", "body", "patch"]
+    assert listed[0]["delay"] == 0.5 and listed[1]["size"] == -1 and listed[2]["size"] == MIB
+    assert listed[3]["body"] == '{"status": ""}' and listed[3]["status"] == 202
+    assert listed[4]["patch"] == {"status": "weird"}
+    for bad in [
+        {"kind": "huge", "size": "big"},
+        {"kind": "patch", "patch": [1]},
+        {"kind": "body", "body": 5},
+        {"kind": "body"},
+    ]:
+        assert http.post(admin, json=bad).status_code == 400, bad
+    assert len(http.get(admin).json()) == 5
+
+
 # -- state and admin ----------------------------------------------------------
 
 
@@ -884,6 +1331,57 @@ def test_admin_endpoints(emu: AomEmulator, http: requests.Session) -> None:
     assert http.get(admin + "/executions").json() == []
     assert http.get(admin + "/requests").json() == []
     assert http.get(admin + "/nothing").status_code == 404
+
+
+def test_admin_creates_a_foreign_backdated_execution(emu: AomEmulator, http: requests.Session) -> None:
+    admin = emu.base_url + "/_emulator/executions"
+    response = http.post(admin, json={"workflow_id": "wf-long", "created_by": "someone-else", "started_ago": 120})
+    assert response.status_code == 200, response.text
+    foreign = response.json()["execution_id"]
+    assert set(response.json()) == {"execution_id"}
+    mine = execute(emu, http, "wf-long")
+
+    listed = http.get(emu.base_url + aom("/workflow/wf-long/executions"), headers={"X-Auth-Token": STATIC}).json()
+    assert [item["execution_id"] for item in listed] == [mine, foreign]
+    by_id = {item["execution_id"]: item for item in listed}
+    assert by_id[foreign]["created_by"] == "someone-else"
+    assert by_id[mine]["created_by"] == DEFAULT_IAM_USER
+    assert abs(by_id[foreign]["begin_time"] / 1000 - (time.time() - 120)) < 5
+    assert by_id[foreign]["status"] == "executing"
+
+    # The whole lifecycle is shifted: a 0.2 s workflow started 10 s ago is already over.
+    done = emu.state.create_execution("fast-success", "someone-else", started_ago=10)
+    assert done is not None
+    detail = status_of(emu, http, "fast-success", done)
+    assert detail["status"] == "success"
+    assert detail["end_time"] - detail["begin_time"] == pytest.approx(FAST * 1000, abs=2)
+    assert abs(detail["begin_time"] / 1000 - (time.time() - 10)) < 5
+    assert {e["execution_id"]: e["created_by"] for e in http.get(admin).json()}[done] == "someone-else"
+
+
+def test_admin_create_execution_errors(emu: AomEmulator, http: requests.Session) -> None:
+    admin = emu.base_url + "/_emulator/executions"
+    missing = http.post(admin, json={"workflow_id": "nope", "created_by": "someone-else"})
+    assert missing.status_code == 404 and "error" in missing.json()
+    for bad in [
+        {"workflow_id": 5, "created_by": "someone-else"},
+        {"workflow_id": "wf-long", "created_by": 5},
+        {"workflow_id": "wf-long", "created_by": ""},
+        {"workflow_id": "wf-long"},
+        {"created_by": "someone-else"},
+        {"workflow_id": "wf-long", "created_by": "x", "started_ago": "10"},
+        {"workflow_id": "wf-long", "created_by": "x", "started_ago": -1},
+        {"workflow_id": "wf-long", "created_by": "x", "started_ago": True},
+        {"workflow_id": "wf-long", "created_by": "x", "bogus": 1},
+    ]:
+        response = http.post(admin, json=bad)
+        assert response.status_code == 400, bad
+        assert "error" in response.json()
+    assert http.post(admin, data=b"[1]").status_code == 400
+    assert (
+        http.post(admin, data=b'{"workflow_id": "wf-long", "created_by": "x", "started_ago": NaN}').status_code == 400
+    )
+    assert emu.state.executions() == []
 
 
 def test_add_workflow_overrides_and_validates(emu: AomEmulator, http: requests.Session) -> None:
