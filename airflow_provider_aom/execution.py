@@ -70,21 +70,29 @@ def _valid_time(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= _TIME_LIMIT
 
 
+def _checked(
+    value: Any, key: str, strings: tuple[str, ...], times: tuple[str, ...], what: str, depth: int
+) -> tuple[bool, Any]:
+    """``(keep, value)`` for one field: documented strings and times must have their type; the rest is made storable."""
+    if key in strings:
+        if isinstance(value, str):
+            return True, value
+        _warn_once(f"{what} {key} that is not a string")
+        return False, None
+    if key in times:
+        if _valid_time(value):
+            return True, value
+        _warn_once(f"{what} {key} that is not epoch milliseconds")
+        return False, None
+    return True, storable(value, depth)
+
+
 def _parse_node(node: Mapping[str, Any]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
+    result = {}
     for key, value in node.items():
-        if key in _NODE_STRING_FIELDS:
-            if isinstance(value, str):
-                result[key] = value
-            else:
-                _warn_once(f"a node {key} that is not a string")
-        elif key in _NODE_TIME_FIELDS:
-            if _valid_time(value):
-                result[key] = value
-            else:
-                _warn_once(f"a node {key} that is not epoch milliseconds")
-        else:
-            result[key] = storable(value, 2)
+        keep, checked = _checked(value, key, _NODE_STRING_FIELDS, _NODE_TIME_FIELDS, "a node", 2)
+        if keep:
+            result[key] = checked
     return result
 
 
@@ -109,16 +117,6 @@ def parse_detail(payload: Any, *, action: str, status: int, request_id: str | No
     for key, item in payload.items():
         if key == "status":
             detail[key] = value.strip()
-        elif key in _STRING_FIELDS:
-            if isinstance(item, str):
-                detail[key] = item
-            else:
-                _warn_once(f"an execution {key} that is not a string")
-        elif key in _TIME_FIELDS:
-            if _valid_time(item):
-                detail[key] = item
-            else:
-                _warn_once(f"an execution {key} that is not epoch milliseconds")
         elif key == "execution_result_list":
             if isinstance(item, list):
                 nodes = [_parse_node(node) for node in item if isinstance(node, dict)]
@@ -136,11 +134,20 @@ def parse_detail(payload: Any, *, action: str, status: int, request_id: str | No
             else:
                 _warn_once("an approve_user_name_list that is not a list")
         else:
-            detail[key] = storable(item, 1)
+            keep, checked = _checked(item, key, _STRING_FIELDS, _TIME_FIELDS, "an execution", 1)
+            if keep:
+                detail[key] = checked
     return detail
 
 
 # --------------------------------------------------------------------------- bounding
+
+
+def check_max_detail_bytes(value: Any) -> int:
+    """Validate an operator's ``max_detail_bytes``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < MIN_DETAIL_BYTES:
+        raise ValueError(f"max_detail_bytes must be an integer of at least {MIN_DETAIL_BYTES} (bytes of JSON).")
+    return value
 
 
 def _size(value: Any) -> int:

@@ -17,6 +17,8 @@ DEFAULT_SUCCESS_STATUSES = frozenset({"success"})
 DEFAULT_FAILURE_STATUSES = frozenset({"fail", "cancel", "timeout", "approvalfailed"})
 #: Running, but waiting for a human (approval, or a paused / failed node to restart or skip).
 NEEDS_PERSON_STATUSES = frozenset({"waitapproval", "pausing"})
+#: Seconds: a poll that fails this close to a wait's deadline was cut by it, so the wait ends as a timeout.
+DEADLINE_SLACK = 0.5
 
 
 def normalize(statuses: Iterable[str] | None, default: frozenset[str]) -> frozenset[str]:

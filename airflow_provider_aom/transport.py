@@ -26,6 +26,7 @@ every rule above and differ only in how they wait.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import functools
 import logging
@@ -36,7 +37,7 @@ import time
 import urllib.request
 import weakref
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
@@ -273,21 +274,25 @@ class BodyReader:
         """Add raw bytes; raises once the decoded body passes the cap."""
         if self.full or not chunk:
             return
-        pieces = [chunk]
+        # A chain of generators: each decoded step is appended (and counted) before the next is made.
+        pieces: Iterable[bytes] = (chunk,)
         for decoder in self._decoders:
-            pieces = [out for piece in pieces for out in self._inflate(decoder, piece)]
+            pieces = self._inflate(decoder, pieces)
         for piece in pieces:
             self._append(piece)
+            if self.full:
+                return
 
-    def _inflate(self, decoder: Any, data: bytes) -> Iterable[bytes]:
+    def _inflate(self, decoder: Any, pieces: Iterable[bytes]) -> Iterator[bytes]:
         # max_length bounds each step: a bomb is expanded one step at a time and stopped at the cap.
         try:
-            out = decoder.decompress(data, _DECODE_STEP)
-            while True:
-                yield out
-                if self.full or not decoder.unconsumed_tail:
-                    return
-                out = decoder.decompress(decoder.unconsumed_tail, _DECODE_STEP)
+            for data in pieces:
+                out = decoder.decompress(data, _DECODE_STEP)
+                while True:
+                    yield out
+                    if not decoder.unconsumed_tail:
+                        break
+                    out = decoder.decompress(decoder.unconsumed_tail, _DECODE_STEP)
         except zlib.error:
             raise AomInvalidResponseError(
                 f"{self.action}: the answer's compressed body is corrupt", status=self.status, request_id=None
@@ -533,6 +538,45 @@ def _content(request: HttpRequest) -> bytes | None:
     return None if request.method in ("GET", "HEAD") else request.body
 
 
+@dataclass
+class Exchange:
+    """One request as the pools take it, and the rules it runs under (what both drivers share)."""
+
+    request: HttpRequest
+    endpoint: Endpoint
+    settings: TransportSettings
+    budget: CallBudget
+    arguments: dict[str, Any]
+
+    @classmethod
+    def prepare(cls, settings: TransportSettings, request: HttpRequest, deadline: float) -> Exchange:
+        endpoint, target = settings.endpoint(request.url)
+        arguments = {
+            "method": request.method,
+            "url": httpcore.URL(scheme=endpoint.scheme, host=endpoint.host, port=endpoint.port, target=target),
+            "headers": wire_headers(request.headers),
+            "content": _content(request),
+            "extensions": _extensions(settings, deadline),
+        }
+        return cls(request, endpoint, settings, CallBudget(deadline), arguments)
+
+    @contextlib.contextmanager
+    def scope(self) -> Iterator[CallBudget]:
+        """Run the exchange under its budget; map what went wrong to the provider's errors."""
+        token = _BUDGET.set(self.budget)
+        try:
+            yield self.budget
+        except (httpcore.NetworkError, httpcore.TimeoutException, httpcore.ProtocolError, _DeadlineExpired) as exc:
+            raise classify(exc, self.budget, self.request, self.endpoint) from None
+        except httpcore.UnsupportedProtocol as exc:
+            raise AomConfigurationError(f"{self.request.api.action}: {escape(str(exc), 200)}") from None
+        finally:
+            _BUDGET.reset(token)
+
+    def reader(self, response: httpcore.Response) -> BodyReader:
+        return _reader(response, self.settings, self.request)
+
+
 # --------------------------------------------------------------------------- drivers
 
 
@@ -548,36 +592,19 @@ class SyncTransport:
 
     def send(self, request: HttpRequest, deadline: float) -> ApiResponse:
         """Send ``request``; the whole exchange ends by ``deadline`` (``time.monotonic()``)."""
-        headers = wire_headers(request.headers)
-        endpoint, target = self.settings.endpoint(request.url)
-        pool = self._pools.get(endpoint)
+        exchange = Exchange.prepare(self.settings, request, deadline)
+        pool = self._pools.get(exchange.endpoint)
         if pool is None:
-            pool = self._pools[endpoint] = httpcore.ConnectionPool(
-                **_pool_kwargs(endpoint, self.MAX_CONNECTIONS), network_backend=_Backend()
+            pool = self._pools[exchange.endpoint] = httpcore.ConnectionPool(
+                **_pool_kwargs(exchange.endpoint, self.MAX_CONNECTIONS), network_backend=_Backend()
             )
-        budget = CallBudget(deadline)
-        token = _BUDGET.set(budget)
-        try:
-            url = httpcore.URL(scheme=endpoint.scheme, host=endpoint.host, port=endpoint.port, target=target)
-            with pool.stream(
-                request.method,
-                url,
-                headers=headers,
-                content=_content(request),
-                extensions=_extensions(self.settings, deadline),
-            ) as response:
-                reader = _reader(response, self.settings, request)
-                for chunk in response.iter_stream():
-                    reader.feed(chunk)
-                    if reader.full:
-                        break
-            return _response(response.status, response.headers, reader.body)
-        except (httpcore.NetworkError, httpcore.TimeoutException, httpcore.ProtocolError, _DeadlineExpired) as exc:
-            raise classify(exc, budget, request, endpoint) from None
-        except httpcore.UnsupportedProtocol as exc:
-            raise AomConfigurationError(f"{request.api.action}: {escape(str(exc), 200)}") from None
-        finally:
-            _BUDGET.reset(token)
+        with exchange.scope(), pool.stream(**exchange.arguments) as response:
+            reader = exchange.reader(response)
+            for chunk in response.iter_stream():
+                reader.feed(chunk)
+                if reader.full:
+                    break
+        return _response(response.status, response.headers, reader.body)
 
     def close(self) -> None:
         for pool in self._pools.values():
@@ -633,34 +660,20 @@ class AsyncTransport:
 
     async def send(self, request: HttpRequest, deadline: float) -> ApiResponse:
         """Send ``request``; the whole exchange, waiting for a free slot included, ends by ``deadline``."""
-        headers = wire_headers(request.headers)
-        endpoint, target = self.settings.endpoint(request.url)
-        entry = self._pool(endpoint)
-        await self._acquire(entry.slots, deadline, request, endpoint)
-        budget = CallBudget(deadline)
-        token = _BUDGET.set(budget)
+        exchange = Exchange.prepare(self.settings, request, deadline)
+        entry = self._pool(exchange.endpoint)
+        await self._acquire(entry.slots, deadline, request, exchange.endpoint)
         try:
-            url = httpcore.URL(scheme=endpoint.scheme, host=endpoint.host, port=endpoint.port, target=target)
-            async with entry.pool.stream(
-                request.method,
-                url,
-                headers=headers,
-                content=_content(request),
-                extensions=_extensions(self.settings, deadline),
-            ) as response:
-                reader = _reader(response, self.settings, request)
-                async for chunk in response.aiter_stream():
-                    reader.feed(chunk)
-                    if reader.full:
-                        break
-            return _response(response.status, response.headers, reader.body)
-        except (httpcore.NetworkError, httpcore.TimeoutException, httpcore.ProtocolError, _DeadlineExpired) as exc:
-            raise classify(exc, budget, request, endpoint) from None
-        except httpcore.UnsupportedProtocol as exc:
-            raise AomConfigurationError(f"{request.api.action}: {escape(str(exc), 200)}") from None
+            with exchange.scope():
+                async with entry.pool.stream(**exchange.arguments) as response:
+                    reader = exchange.reader(response)
+                    async for chunk in response.aiter_stream():
+                        reader.feed(chunk)
+                        if reader.full:
+                            break
         finally:
-            _BUDGET.reset(token)
             entry.slots.release()
+        return _response(response.status, response.headers, reader.body)
 
     async def _acquire(
         self, slots: asyncio.Semaphore, deadline: float, request: HttpRequest, endpoint: Endpoint

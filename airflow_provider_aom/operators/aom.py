@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator, ResumableJobMixin, conf
 
+from airflow_provider_aom.execution import DEFAULT_MAX_DETAIL_BYTES, check_max_detail_bytes
 from airflow_provider_aom.links.aom import AomWorkflowExecutionLink
 
 if TYPE_CHECKING:
@@ -24,6 +25,8 @@ _durable_warned = False
 
 #: task_state_store key holding when the first submit happened (the timeout counts from it).
 SUBMITTED_AT_KEY = "aom_submitted_at"
+#: task_state_store key: False when the execution was adopted without its creator being checked.
+OWNED_KEY = "aom_execution_owned"
 
 
 class AomExecuteWorkflowOperator(ResumableJobMixin, BaseOperator):
@@ -51,6 +54,14 @@ class AomExecuteWorkflowOperator(ResumableJobMixin, BaseOperator):
     :param success_statuses: Statuses that count as success (default ``success``).
     :param failure_statuses: Statuses that count as failure (default ``fail``,
         ``cancel``, ``timeout``, ``approvalFailed``). Others mean still running.
+    :param max_detail_bytes: Largest ``execution_detail`` pushed to XCom (and carried
+        by the trigger event), in bytes of JSON; larger node outputs and node lists are
+        cut with a marker pointing to the console (default 64 KiB).
+
+    The task terminates only an execution it can show it started: one whose id the submit
+    returned, or one adopted after an ambiguous submit whose ``created_by`` matched the
+    connection's user. An adopted execution whose creator could not be checked is followed
+    but never terminated; at the timeout the task fails and says it was left running.
     """
 
     template_fields: Sequence[str] = ("workflow_id", "project_id", "aom_conn_id")
@@ -73,6 +84,7 @@ class AomExecuteWorkflowOperator(ResumableJobMixin, BaseOperator):
         durable: bool = True,
         success_statuses: Sequence[str] | None = None,
         failure_statuses: Sequence[str] | None = None,
+        max_detail_bytes: int = DEFAULT_MAX_DETAIL_BYTES,
         **kwargs: Any,
     ) -> None:
         if _DURABLE_SUPPORTED:
@@ -94,10 +106,13 @@ class AomExecuteWorkflowOperator(ResumableJobMixin, BaseOperator):
         self.cancel_on_kill = cancel_on_kill
         self.success_statuses = list(success_statuses) if success_statuses is not None else None
         self.failure_statuses = list(failure_statuses) if failure_statuses is not None else None
+        self.max_detail_bytes = check_max_detail_bytes(max_detail_bytes)
         self._execution_id: str | None = None
         self._submitted_at: float | None = None
         self._announced: str | None = None
         self._finished = False
+        #: Whether this task can show it started the execution (see the class docstring).
+        self._owned = True
 
     @cached_property
     def hook(self) -> AomHook:
@@ -130,12 +145,14 @@ class AomExecuteWorkflowOperator(ResumableJobMixin, BaseOperator):
 
     def submit_job(self, context: Context) -> str:
         self._submitted_at = time.time()
-        execution_id = self.hook.execute_workflow(self.workflow_id, project_id=self.project_id)
+        started = self.hook.start_execution(self.workflow_id, project_id=self.project_id)
+        self._owned = started.owned
         store = context.get("task_state_store")
         if store is not None:
             store.set(SUBMITTED_AT_KEY, self._submitted_at)
-        self.log.info("Started execution %s of AOM workflow %s.", execution_id, self.workflow_id)
-        return execution_id
+            store.set(OWNED_KEY, started.owned)
+        self.log.info("Started execution %s of AOM workflow %s.", started.execution_id, self.workflow_id)
+        return started.execution_id
 
     def get_job_status(self, external_id: Any, context: Context) -> str:
         status: str = self.hook.get_execution(self.workflow_id, str(external_id), self.project_id)["status"]
@@ -152,6 +169,9 @@ class AomExecuteWorkflowOperator(ResumableJobMixin, BaseOperator):
         # Returns the result too: the mixin returns this method's value when it reattaches.
         execution_id = str(external_id)
         self._announce(context, execution_id)
+        store = context.get("task_state_store")
+        if store is not None and store.get(OWNED_KEY) is False:
+            self._owned = False
         if not self.wait_for_completion:
             return execution_id
         deadline = self._deadline(context)
@@ -168,7 +188,9 @@ class AomExecuteWorkflowOperator(ResumableJobMixin, BaseOperator):
                     deadline=deadline,
                     success_statuses=self.success_statuses,
                     failure_statuses=self.failure_statuses,
-                    cancel_on_kill=self.cancel_on_kill,
+                    cancel_on_kill=self.cancel_on_kill and self._owned,
+                    owned=self._owned,
+                    max_detail_bytes=self.max_detail_bytes,
                 ),
                 method_name="execute_complete",
                 # The trigger enforces the deadline and execute_complete terminates: a framework
@@ -189,17 +211,9 @@ class AomExecuteWorkflowOperator(ResumableJobMixin, BaseOperator):
         self._execution_id = execution_id
         if self._announced == execution_id:
             return
-        from airflow_provider_aom.links.aom import console_url
-
         ti = context["ti"]
         ti.xcom_push(key="execution_id", value=execution_id)
-        config = self.hook.config
-        AomWorkflowExecutionLink.persist(
-            context,
-            console_url(
-                config.console_url, region=config.region, workflow_id=self.workflow_id, execution_id=execution_id
-            ),
-        )
+        AomWorkflowExecutionLink.persist(context, self._console_url(execution_id))
         self._announced = execution_id
 
     def _deadline(self, context: Context) -> float | None:
@@ -211,13 +225,20 @@ class AomExecuteWorkflowOperator(ResumableJobMixin, BaseOperator):
         return start + self.timeout
 
     def _wait(self, context: Context, execution_id: str, deadline: float | None) -> str:
-        from airflow_provider_aom.status import StatusTracker
+        from airflow_provider_aom.exceptions import AomError
+        from airflow_provider_aom.status import DEADLINE_SLACK, StatusTracker
 
         tracker = StatusTracker(self.workflow_id, execution_id, self.rules, self.log)
         while True:
             if deadline is not None and time.time() >= deadline:
                 self._on_deadline(execution_id, tracker.last)
-            detail = self.hook.get_execution(self.workflow_id, execution_id, self.project_id)
+            try:
+                # The poll itself ends by the deadline: a slow answer cannot hold the task past it.
+                detail = self.hook.get_execution(self.workflow_id, execution_id, self.project_id, deadline=deadline)
+            except AomError:
+                if deadline is not None and time.time() >= deadline - DEADLINE_SLACK:
+                    self._on_deadline(execution_id, tracker.last)
+                raise
             outcome = tracker.observe(detail)
             if outcome != "running":
                 return self._finish(context, execution_id, outcome, detail)
@@ -228,24 +249,41 @@ class AomExecuteWorkflowOperator(ResumableJobMixin, BaseOperator):
 
     def _finish(self, context: Context, execution_id: str, outcome: str, detail: dict[str, Any]) -> str:
         from airflow_provider_aom.exceptions import AomExecutionFailedError
-        from airflow_provider_aom.execution import failure_message
+        from airflow_provider_aom.execution import bounded, failure_message
 
         self._finished = True
-        context["ti"].xcom_push(key="execution_detail", value=detail)
+        context["ti"].xcom_push(
+            key="execution_detail", value=bounded(detail, self.max_detail_bytes, self._console_url(execution_id))
+        )
         if outcome == "failure":
             raise AomExecutionFailedError(failure_message(self.workflow_id, execution_id, detail))
         self.log.info("Execution %s of AOM workflow %s succeeded.", execution_id, self.workflow_id)
         return execution_id
 
+    def _console_url(self, execution_id: str) -> str:
+        from airflow_provider_aom.links.aom import console_url
+
+        config = self.hook.config
+        return console_url(
+            config.console_url, region=config.region, workflow_id=self.workflow_id, execution_id=execution_id
+        )
+
     def _on_deadline(self, execution_id: str, last_status: str | None) -> None:
+        from airflow_provider_aom.escaping import escape
         from airflow_provider_aom.exceptions import AomExecutionTimeoutError
 
         self._finished = True
-        self._terminate(execution_id, reason="the timeout passed")
-        raise AomExecutionTimeoutError(
+        what = (
             f"AOM workflow {self.workflow_id} execution {execution_id} did not end within {self.timeout} s of the "
-            f"submit (last status {last_status}); it was terminated."
+            f"submit (last status {escape(last_status, 64)})"
         )
+        if not self._owned:
+            raise AomExecutionTimeoutError(
+                f"{what}. It was left running: this task adopted it after an ambiguous submit and could not check "
+                "who created it, so it does not terminate it. Stop it in the AOM console if it is this task's."
+            )
+        self._terminate(execution_id, reason="the timeout passed")
+        raise AomExecutionTimeoutError(f"{what}; it was terminated.")
 
     def _terminate(self, execution_id: str, *, reason: str) -> None:
         try:
@@ -260,6 +298,7 @@ class AomExecuteWorkflowOperator(ResumableJobMixin, BaseOperator):
 
         execution_id = str(event.get("execution_id"))
         self._execution_id = execution_id
+        self._owned = event.get("owned") is not False
         status = event.get("status")
         if status in ("success", "failure") and isinstance(event.get("detail"), dict):
             return self._finish(context, execution_id, str(status), event["detail"])
@@ -268,8 +307,16 @@ class AomExecuteWorkflowOperator(ResumableJobMixin, BaseOperator):
         raise AomError(str(event.get("message") or f"Unexpected trigger event {status!r}."))
 
     def on_kill(self) -> None:
-        if self.cancel_on_kill and self._execution_id and self.wait_for_completion and not self._finished:
-            self._terminate(self._execution_id, reason="the task was killed")
+        if not (self.cancel_on_kill and self._execution_id and self.wait_for_completion and not self._finished):
+            return
+        if not self._owned:
+            self.log.warning(
+                "Leaving execution %s of AOM workflow %s running: this task adopted it without checking its creator.",
+                self._execution_id,
+                self.workflow_id,
+            )
+            return
+        self._terminate(self._execution_id, reason="the task was killed")
 
 
 class AomTerminateWorkflowExecutionOperator(BaseOperator):

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseSensorOperator, conf
 
+from airflow_provider_aom.execution import DEFAULT_MAX_DETAIL_BYTES, check_max_detail_bytes
+
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
@@ -34,6 +36,7 @@ class AomWorkflowExecutionSensor(BaseSensorOperator):
     :param failure_statuses: Statuses that count as failure (default ``fail``,
         ``cancel``, ``timeout``, ``approvalFailed``).
     :param deferrable: Wait on the triggerer (default: ``[operators] default_deferrable``).
+    :param max_detail_bytes: Largest ``execution_detail`` pushed to XCom, in bytes of JSON (default 64 KiB).
     """
 
     template_fields: Sequence[str] = ("workflow_id", "execution_id", "project_id", "aom_conn_id")
@@ -49,9 +52,11 @@ class AomWorkflowExecutionSensor(BaseSensorOperator):
         success_statuses: Sequence[str] | None = None,
         failure_statuses: Sequence[str] | None = None,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        max_detail_bytes: int = DEFAULT_MAX_DETAIL_BYTES,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.max_detail_bytes = check_max_detail_bytes(max_detail_bytes)
         self.workflow_id = workflow_id
         self.execution_id = execution_id
         self.project_id = project_id
@@ -96,6 +101,8 @@ class AomWorkflowExecutionSensor(BaseSensorOperator):
                 failure_statuses=self.failure_statuses,
                 # The sensor watches an execution it did not start: killing it must not stop that run.
                 cancel_on_kill=False,
+                owned=False,
+                max_detail_bytes=self.max_detail_bytes,
             ),
             method_name="execute_complete",
             timeout=None,
@@ -104,14 +111,19 @@ class AomWorkflowExecutionSensor(BaseSensorOperator):
 
     def poke(self, context: Context) -> bool:
         from airflow_provider_aom.exceptions import AomExecutionFailedError
-        from airflow_provider_aom.execution import failure_message
+        from airflow_provider_aom.execution import bounded, failure_message
+        from airflow_provider_aom.links.aom import console_url
 
         detail = self.hook.get_execution(self.workflow_id, self.execution_id, self.project_id)
         outcome = self.tracker.observe(detail)
         if outcome == "failure":
             raise AomExecutionFailedError(failure_message(self.workflow_id, self.execution_id, detail))
         if outcome == "success":
-            context["ti"].xcom_push(key="execution_detail", value=detail)
+            config = self.hook.config
+            url = console_url(
+                config.console_url, region=config.region, workflow_id=self.workflow_id, execution_id=self.execution_id
+            )
+            context["ti"].xcom_push(key="execution_detail", value=bounded(detail, self.max_detail_bytes, url))
             return True
         return False
 

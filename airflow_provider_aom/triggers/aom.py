@@ -9,8 +9,9 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_aom.execution import failure_message
-from airflow_provider_aom.status import StatusRules, StatusTracker
+from airflow_provider_aom.escaping import escape
+from airflow_provider_aom.execution import DEFAULT_MAX_DETAIL_BYTES, bounded, failure_message
+from airflow_provider_aom.status import DEADLINE_SLACK, StatusRules, StatusTracker
 
 
 class AomWorkflowExecutionTrigger(BaseTrigger):
@@ -19,10 +20,12 @@ class AomWorkflowExecutionTrigger(BaseTrigger):
 
     Event ``status`` is ``success``, ``failure``, ``timeout`` or ``error``; the
     event also carries ``workflow_id``, ``execution_id``, ``execution_status``,
-    the final ``detail`` (when known) and a ``message``. Transient errors while
-    polling (connection errors, timeouts, 429, 5xx) are retried with backoff;
-    a 401 renews the IAM token once. All triggers of a triggerer share one HTTP
-    pool and one token per connection.
+    the final ``detail`` (when known, cut to ``max_detail_bytes``), ``owned`` and
+    a ``message``. Transient errors while polling (connection errors, timeouts,
+    429, 5xx, garbled answers) are retried with backoff; a 401 renews the IAM
+    token once. The deadline holds while a poll is in flight. Any other failure
+    ends the wait with an ``error`` event, never an exception. All triggers of a
+    triggerer share one HTTP pool per endpoint host and one token per identity.
 
     :param workflow_id: Workflow of the execution.
     :param execution_id: Execution to wait for.
@@ -34,6 +37,8 @@ class AomWorkflowExecutionTrigger(BaseTrigger):
     :param failure_statuses: Statuses that end the wait as failed.
     :param cancel_on_kill: Terminate the execution when the deferred task is killed (Airflow ≥ 3.3).
     :param last_status: Last status already logged (so a resumed trigger does not log it again).
+    :param owned: Whether the deferring task can show it started the execution (passed back in events).
+    :param max_detail_bytes: Largest detail carried by the event, in bytes of JSON.
     """
 
     def __init__(
@@ -49,6 +54,8 @@ class AomWorkflowExecutionTrigger(BaseTrigger):
         failure_statuses: Sequence[str] | None = None,
         cancel_on_kill: bool = True,
         last_status: str | None = None,
+        owned: bool = True,
+        max_detail_bytes: int = DEFAULT_MAX_DETAIL_BYTES,
     ) -> None:
         super().__init__()
         self.workflow_id = workflow_id
@@ -61,6 +68,8 @@ class AomWorkflowExecutionTrigger(BaseTrigger):
         self.failure_statuses = list(failure_statuses) if failure_statuses is not None else None
         self.cancel_on_kill = cancel_on_kill
         self.last_status = last_status
+        self.owned = owned
+        self.max_detail_bytes = int(max_detail_bytes)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -76,6 +85,8 @@ class AomWorkflowExecutionTrigger(BaseTrigger):
                 "failure_statuses": self.failure_statuses,
                 "cancel_on_kill": self.cancel_on_kill,
                 "last_status": self.last_status,
+                "owned": self.owned,
+                "max_detail_bytes": self.max_detail_bytes,
             },
         )
 
@@ -83,6 +94,15 @@ class AomWorkflowExecutionTrigger(BaseTrigger):
         from airflow_provider_aom.hooks.aom import AomAsyncHook
 
         return AomAsyncHook(aom_conn_id=self.aom_conn_id)
+
+    async def _bounded(self, hook: Any, detail: dict[str, Any]) -> dict[str, Any]:
+        from airflow_provider_aom.links.aom import console_url
+
+        config = await hook.get_config()
+        url = console_url(
+            config.console_url, region=config.region, workflow_id=self.workflow_id, execution_id=self.execution_id
+        )
+        return bounded(detail, self.max_detail_bytes, url)
 
     def _event(self, status: str, message: str, detail: dict[str, Any] | None = None) -> TriggerEvent:
         return TriggerEvent(
@@ -93,9 +113,20 @@ class AomWorkflowExecutionTrigger(BaseTrigger):
                 "project_id": self.project_id,
                 "execution_status": detail.get("status") if detail else self.last_status,
                 "detail": detail,
+                "owned": self.owned,
                 "message": message,
             }
         )
+
+    def _timeout_event(self, last: str | None) -> TriggerEvent:
+        return self._event(
+            "timeout",
+            f"Execution {self.execution_id} of workflow {self.workflow_id} did not end before the deadline "
+            f"(last status {escape(last, 64)}).",
+        )
+
+    def _past_deadline(self, slack: float = 0.0) -> bool:
+        return self.deadline is not None and time.time() >= self.deadline - slack
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         from airflow_provider_aom.exceptions import AomError
@@ -110,30 +141,43 @@ class AomWorkflowExecutionTrigger(BaseTrigger):
         hook = self._hook()
         try:
             while True:
-                if self.deadline is not None and time.time() >= self.deadline:
-                    yield self._event(
-                        "timeout",
-                        f"Execution {self.execution_id} of workflow {self.workflow_id} did not end before the "
-                        f"deadline (last status {tracker.last}).",
-                    )
+                if self._past_deadline():
+                    yield self._timeout_event(tracker.last)
                     return
-                detail = await hook.get_execution(self.workflow_id, self.execution_id, self.project_id)
+                try:
+                    detail = await hook.get_execution(
+                        self.workflow_id, self.execution_id, self.project_id, deadline=self.deadline
+                    )
+                except AomError:
+                    if self._past_deadline(DEADLINE_SLACK):
+                        yield self._timeout_event(tracker.last)
+                        return
+                    raise
                 outcome = tracker.observe(detail)
                 self.last_status = tracker.last
                 if outcome == "success":
                     yield self._event(
-                        "success", f"Execution {self.execution_id} of workflow {self.workflow_id} succeeded.", detail
+                        "success",
+                        f"Execution {self.execution_id} of workflow {self.workflow_id} succeeded.",
+                        await self._bounded(hook, detail),
                     )
                     return
                 if outcome == "failure":
-                    yield self._event("failure", failure_message(self.workflow_id, self.execution_id, detail), detail)
+                    yield self._event(
+                        "failure",
+                        failure_message(self.workflow_id, self.execution_id, detail),
+                        await self._bounded(hook, detail),
+                    )
                     return
                 pause = self.poll_interval
                 if self.deadline is not None:
                     pause = max(0.0, min(pause, self.deadline - time.time()))
                 await asyncio.sleep(pause)
-        except AomError as exc:
-            yield self._event("error", f"Waiting for execution {self.execution_id} failed: {exc}")
+        except Exception as exc:
+            # Whatever went wrong (a provider error, or a bug meeting an answer nobody foresaw), the
+            # task must hear of it as an event: a raise would fail the trigger without a message.
+            reason = str(exc) if isinstance(exc, AomError) else f"{type(exc).__name__}: {escape(exc)}"
+            yield self._event("error", f"Waiting for execution {self.execution_id} failed: {reason}")
 
     async def on_kill(self) -> None:
         """Airflow ≥ 3.3: the deferred task was marked failed/success or cleared: stop the remote run."""

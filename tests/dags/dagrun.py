@@ -81,3 +81,29 @@ def xcom(dag_run: Any, task_id: str, key: str = "return_value", map_index: int =
         return XCom.get_one(
             run_id=dag_run.run_id, dag_id=dag_run.dag_id, task_id=task_id, key=key, map_index=map_index, session=session
         )
+
+
+def stored_sizes(dag_run: Any) -> dict[str, int]:
+    """Bytes each XCom row of the run (``task_id:key``) and each task's ``next_kwargs`` take in the metadata DB."""
+    import json
+
+    from airflow.utils.session import create_session
+    from sqlalchemy import text
+
+    sizes: dict[str, int] = {}
+    with create_session() as session:
+        rows = session.execute(
+            text("SELECT task_id, key, value FROM xcom WHERE dag_id = :dag AND run_id = :run"),
+            {"dag": dag_run.dag_id, "run": dag_run.run_id},
+        )
+        for task_id, key, value in rows:
+            sizes[f"{task_id}:{key}"] = len(value if isinstance(value, (bytes, str)) else json.dumps(value))
+        rows = session.execute(
+            text("SELECT task_id, next_kwargs FROM task_instance WHERE dag_id = :dag AND run_id = :run"),
+            {"dag": dag_run.dag_id, "run": dag_run.run_id},
+        )
+        for task_id, next_kwargs in rows:
+            if next_kwargs is not None:
+                size = len(next_kwargs if isinstance(next_kwargs, (bytes, str)) else json.dumps(next_kwargs))
+                sizes[f"{task_id}:next_kwargs"] = size
+    return sizes

@@ -54,8 +54,11 @@ def test_serialize_round_trip() -> None:
         failure_statuses=["fail", "cancel"],
         cancel_on_kill=False,
         last_status="executing",
+        owned=False,
+        max_detail_bytes=4096,
     )
     path, kwargs = trigger.serialize()
+    assert kwargs["owned"] is False and kwargs["max_detail_bytes"] == 4096
     assert path == "airflow_provider_aom.triggers.aom.AomWorkflowExecutionTrigger"
     assert round_trip(trigger).serialize() == (path, kwargs)
 
@@ -223,3 +226,34 @@ async def test_on_kill_is_best_effort(use_connection, workflows: AomEmulator) ->
     use_connection("aksk")
     # Terminating an unknown execution fails on the server; on_kill logs it and does not raise.
     await AomWorkflowExecutionTrigger(workflow_id="wf-long", execution_id="gone").on_kill()
+
+
+async def test_unexpected_exception_ends_in_an_error_event(  # type: ignore[no-untyped-def]
+    use_connection, workflows: AomEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug meeting an unforeseen answer must reach the task as an event with a message, not as a raise."""
+    from airflow_provider_aom.hooks.aom import AomAsyncHook
+
+    async def broken(*args: Any, **kwargs: Any) -> Any:
+        raise TypeError("unsupported operand\r\n[error] forged line")
+
+    use_connection("aksk")
+    monkeypatch.setattr(AomAsyncHook, "get_execution", broken)
+    event = await first_event(AomWorkflowExecutionTrigger(workflow_id="wf-quick", execution_id="e-1"))
+    assert event["status"] == "error"
+    assert "TypeError: unsupported operand" in event["message"]
+    assert "\r" not in event["message"] and "\n" not in event["message"]
+
+
+async def test_deadline_holds_while_a_poll_is_in_flight(use_connection, workflows: AomEmulator) -> None:  # type: ignore[no-untyped-def]
+    """Status answers trickle at 20 bytes/s, the connection allows 60 s: the trigger's 1.5 s deadline still ends it."""
+    use_connection("aksk", extra={"timeout": 60})
+    execution_id = start("wf-long")
+    workflows.state.add_fault("trickle", method="GET", path="/status$", delay=0.05, count=10)
+    began = time.monotonic()
+    event = await first_event(
+        AomWorkflowExecutionTrigger(workflow_id="wf-long", execution_id=execution_id, deadline=time.time() + 1.5)
+    )
+    assert event["status"] == "timeout"
+    assert time.monotonic() - began < 20, "a hang, not a slow machine"
+    assert event["owned"] is True, "events carry whether the task may terminate the execution"

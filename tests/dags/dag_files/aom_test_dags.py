@@ -32,6 +32,14 @@ for mode in ("sync", "deferrable"):
     globals()[f"deadline_{mode}"] = _one_task(
         f"aom_wait_deadline_{mode}", workflow_id="wf-long", wait_for_completion=True, deferrable=deferrable, timeout=1.5
     )
+    # The workflow comes from the run's conf: one DAG for every hostile-answer case.
+    globals()[f"conf_{mode}"] = _one_task(
+        f"aom_wait_conf_{mode}",
+        workflow_id="{{ dag_run.conf['workflow_id'] }}",
+        wait_for_completion=True,
+        deferrable=deferrable,
+        timeout=20,
+    )
     with DAG(dag_id=f"aom_sensor_failure_{mode}", start_date=START, schedule=None, catchup=False) as sensor_dag:
         start = AomExecuteWorkflowOperator(task_id="start", workflow_id="wf-quick-fail")
         start >> AomWorkflowExecutionSensor(

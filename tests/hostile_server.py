@@ -1,0 +1,161 @@
+"""A loopback HTTP server whose answers a test scripts byte by byte: trickles, floods, bombs, garbage.
+
+The emulator answers like AOM (and injects faults per request); this server answers like a
+broken proxy or a hostile gateway, below the level of a well-formed response: a status line
+sent one byte at a time, a body that never ends, a gzip bomb. Each connection is served by a
+thread that reads one request head, hands an :class:`Exchange` to the test's ``respond``
+function and closes the connection. Every loop stops when the client hangs up or the server
+stops, so no test leaves a thread or a socket behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import ssl
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+from airflow_provider_aom.emulator.payloads import chunked, gzip_bomb, huge_pieces
+
+__all__ = ["Exchange", "HostileServer", "endless_chunked", "gzip_bomb", "huge_pieces", "json_response", "response"]
+
+
+@dataclass
+class Exchange:
+    """One request, as the scripted answer sees it."""
+
+    sock: socket.socket
+    head: bytes
+    stopping: threading.Event
+
+    @property
+    def request_line(self) -> str:
+        return self.head.split(b"\r\n", 1)[0].decode("latin-1")
+
+    def send(self, data: bytes) -> bool:
+        """Write ``data``; False once the client has gone."""
+        try:
+            self.sock.sendall(data)
+        except OSError:
+            return False
+        return True
+
+    def trickle(self, data: bytes, pause: float) -> None:
+        """Write ``data`` one byte every ``pause`` seconds until done, the client leaves or the server stops."""
+        for index in range(len(data)):
+            if self.stopping.wait(pause) or not self.send(data[index : index + 1]):
+                return
+
+    def flood(self, chunks: Iterator[bytes]) -> int:
+        """Write chunks until they run out, the client leaves or the server stops; returns the bytes written."""
+        written = 0
+        for chunk in chunks:
+            if self.stopping.is_set() or not self.send(chunk):
+                break
+            written += len(chunk)
+        return written
+
+
+def response(status: int, body: bytes, headers: dict[str, str] | None = None, reason: str = "OK") -> bytes:
+    """A complete HTTP/1.1 response with Content-Length."""
+    lines = [f"HTTP/1.1 {status} {reason}", f"Content-Length: {len(body)}", "Connection: close"]
+    lines += [f"{name}: {value}" for name, value in (headers or {"Content-Type": "application/json"}).items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+def json_response(status: int, payload: Any, headers: dict[str, str] | None = None) -> bytes:
+    return response(status, json.dumps(payload).encode(), {"Content-Type": "application/json", **(headers or {})})
+
+
+def endless_chunked() -> Iterator[bytes]:
+    """A 200 whose chunked body never ends."""
+    yield b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+    yield from chunked(huge_pieces(-1))
+
+
+@dataclass
+class HostileServer:
+    """``with HostileServer(respond) as server: server.base_url``; ``respond(exchange)`` writes the answer."""
+
+    respond: Callable[[Exchange], None]
+    tls: ssl.SSLContext | None = None
+    heads: list[bytes] = field(default_factory=list)
+    _stopping: threading.Event = field(default_factory=threading.Event)
+    _threads: list[threading.Thread] = field(default_factory=list)
+    _clients: set[socket.socket] = field(default_factory=set)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0), backlog=128)
+        self.port = self._listener.getsockname()[1]
+        self._acceptor = threading.Thread(target=self._accept, name=f"hostile-{self.port}", daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> HostileServer:
+        self._acceptor.start()
+        return self
+
+    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        with contextlib.suppress(OSError):
+            self._listener.close()
+        with self._lock:
+            clients = list(self._clients)
+        for client in clients:
+            with contextlib.suppress(OSError):
+                client.shutdown(socket.SHUT_RDWR)
+        self._acceptor.join(timeout=10)
+        for thread in list(self._threads):
+            thread.join(timeout=10)
+        assert not any(t.is_alive() for t in self._threads), "a hostile-server thread did not stop"
+
+    def _accept(self) -> None:
+        self._listener.settimeout(0.1)
+        while not self._stopping.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            thread = threading.Thread(target=self._serve, args=(client,), daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def _serve(self, client: socket.socket) -> None:
+        with self._lock:
+            self._clients.add(client)
+        try:
+            sock = client
+            if self.tls is not None:
+                try:
+                    sock = self.tls.wrap_socket(client, server_side=True)
+                except (ssl.SSLError, OSError):
+                    return  # the client refused our certificate: the handshake is all there was
+            sock.settimeout(10)
+            head = b""
+            while b"\r\n\r\n" not in head and len(head) < 65536:
+                data = sock.recv(4096)
+                if not data:
+                    return
+                head += data
+            self.heads.append(head.split(b"\r\n\r\n", 1)[0])
+            self.respond(Exchange(sock, head, self._stopping))
+        except OSError:
+            return
+        finally:
+            with self._lock:
+                self._clients.discard(client)
+            with contextlib.suppress(OSError):
+                client.close()
