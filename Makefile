@@ -13,7 +13,7 @@ STAMP2 := $(VENV2)/.installed-$(AIRFLOW2)
 
 VENVDIST ?= .venv-dist
 
-.PHONY: demo test test-airflow3 test-airflow2 lint dist dist-check browser-deps venv venv2 clean bench
+.PHONY: demo test test-airflow3 test-airflow2 lint dist dist-check browser-deps venv venv2 clean bench bench-render
 
 demo: $(STAMP3)
 	$(VENV)/bin/python scripts/demo.py
@@ -70,3 +70,7 @@ clean:
 bench: $(STAMP3)
 	$(VENV)/bin/python -m pip install $(PIP_FLAGS) matplotlib psutil apache-airflow-providers-http
 	$(VENV)/bin/python bench/run.py
+
+# BENCHMARKS.md and docs/bench/waits.png again from bench/results/ (no measuring).
+bench-render:
+	$(VENV)/bin/python bench/render.py

@@ -1,19 +1,22 @@
-"""Benchmark 2: client overhead of ``AomHook.get_execution`` against a bare ``requests.Session``.
+"""Benchmark 2: client overhead of ``AomHook.get_execution`` against two bare HTTP clients.
 
 The emulator runs in a separate process, so the CPU time measured here (``time.process_time``
-of this process) is the client's alone. Both sides send the same ``GET .../executions/{id}/status``
-over a kept-alive loopback connection and parse the JSON answer:
+of this process) is the client's alone. Every side sends the same ``GET .../executions/{id}/status``
+over a kept-alive loopback connection and parses the JSON answer:
 
 * hook: ``AomHook.get_execution(workflow_id, execution_id)``: connection config, project id,
-  retry policy, request building, signing (AK/SK) or token header, the call, the checks;
-* bare: ``requests.Session().get(url, headers=H)``, ``raise_for_status()``, ``.json()``, where ``H``
-  are the final headers the hook's protocol computed once beforehand (for AK/SK, one
-  precomputed signature, valid for the emulator's 15-minute clock skew).
+  retry schedule, request building, signing (AK/SK) or token header, the transport (an
+  ``httpcore`` pool with a deadline per exchange and a byte cap), the checks;
+* requests: ``requests.Session().get(url, headers=H)``, ``raise_for_status()``, ``.json()``;
+* httpcore: ``httpcore.ConnectionPool().request("GET", url, headers=H')``, a status check and
+  ``json.loads`` (the engine the hook's transport drives, without the transport).
 
-Both sessions are default ``requests`` sessions (``trust_env`` on: the hook keeps it on when
-the connection names no proxies). Within each round the sides alternate in blocks of
-``--block`` calls (so background load hits them alike); the ratio is taken per round
-(hook / bare) and summarised over the rounds.
+``H`` are the final headers the hook's protocol computed once beforehand (for AK/SK, one
+precomputed signature, valid for the emulator's 15-minute clock skew); ``H'`` are the same
+headers as the hook's transport puts them on the wire (with its Accept-Encoding and User-Agent),
+also computed once. Within each round the sides alternate in blocks of ``--block`` calls (so
+background load hits them alike); the ratios (hook / bare) are taken per round and summarised
+over the rounds.
 
 ``--decompose`` adds intermediate sides that peel the hook's layers off one by one (private
 methods of the hook, for diagnosis only); ``--profile N`` adds a cProfile of N hook calls.
@@ -26,6 +29,7 @@ methods of the hook, for diagnosis only); ``--profile N`` adds a cProfile of N h
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -38,15 +42,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import PROJECT_ID, Emulator, airflow_home, bench_env, conn_json, count, profile_rows, summary, write_json
 
 WORKFLOW = "wf-bench-long"
+BASELINES = ("requests", "httpcore")
 
-#: --decompose: each side adds one layer of the hook on top of the previous one.
+#: --decompose: from the bare engine up, each side adds one layer of the hook on top of the previous one.
 LAYERS = {
-    "bare": "bare requests.Session GET + raise_for_status + .json()",
-    "transport": "hook._send(prepared request) + api.parse_execution (the hook's transport, no protocol)",
+    "requests": "bare requests.Session GET + raise_for_status + .json()",
+    "httpcore": "bare httpcore.ConnectionPool request + status check + json.loads",
+    "transport": "hook._send(prepared request): the hook's transport (deadline, byte cap) + check + parse",
     "flow": "+ protocol.call flow driven by hook._run (auth headers / signing, 401 handling)",
-    "build": "+ api.get_execution request building (id checks, quoting)",
-    "retry": "+ hook._call: the tenacity Retrying around the call",
-    "hook": "+ get_project_id (and everything): AomHook.get_execution",
+    "build": "+ api.get_execution call building (id checks, quoting, the request)",
+    "hook": "+ project id, retry schedule and retry loop: AomHook.get_execution",
 }
 
 
@@ -80,7 +85,7 @@ def measure(
 
 
 def profile(func: Callable[[], Any], calls: int) -> list[dict[str, Any]]:
-    """cProfile of ``calls`` calls: our package, tenacity and the top of requests, by cumulative time."""
+    """cProfile of ``calls`` calls: our package and the entry points of httpcore, by cumulative time."""
     import cProfile
 
     prof = cProfile.Profile()
@@ -90,10 +95,8 @@ def profile(func: Callable[[], Any], calls: int) -> list[dict[str, Any]]:
     prof.disable()
 
     def interesting(filename: str, name: str) -> bool:
-        return (
-            "airflow_provider_aom" in filename
-            or "tenacity" in filename
-            or (filename.endswith("requests/sessions.py") and name in ("request", "merge_environment_settings"))
+        return "airflow_provider_aom" in filename or (
+            filename.endswith("connection_pool.py") and name in ("handle_request", "request", "stream")
         )
 
     rows: list[dict[str, Any]] = [
@@ -107,6 +110,11 @@ def profile(func: Callable[[], Any], calls: int) -> list[dict[str, Any]]:
     ]
     rows.sort(key=lambda r: -r["cumtime_us_per_call"])
     return rows[:25]
+
+
+def far() -> float:
+    """A deadline (monotonic) no call in the benchmark comes near."""
+    return time.monotonic() + 3600
 
 
 def main() -> int:
@@ -128,39 +136,56 @@ def main() -> int:
         with Emulator([f"{WORKFLOW}:success:86400"]) as emu:
             os.environ["AIRFLOW_CONN_AOM_DEFAULT"] = conn_json(emu.base_url, args.auth)
             import airflow.sdk  # noqa: F401  (what a worker has loaded anyway)
+            import httpcore
             import requests
 
             from airflow_provider_aom import api
             from airflow_provider_aom.hooks.aom import AomHook
+            from airflow_provider_aom.transport import wire_headers
 
             hook = AomHook()
             execution_id = hook.execute_workflow(WORKFLOW)
-            request = api.get_execution(PROJECT_ID, WORKFLOW, execution_id)
+            made += 1
+            request = api.get_execution(WORKFLOW, execution_id).request(PROJECT_ID)
             prepared = hook.protocol.prepare(request, PROJECT_ID)
             url, headers = prepared.url, dict(prepared.headers)
-            session = requests.Session()
             timeout = hook.config.timeout
+            session = requests.Session()
+            pool = httpcore.ConnectionPool()
+            wire = wire_headers(headers)
+            extensions = {"timeout": {"connect": timeout, "read": timeout, "write": timeout, "pool": timeout}}
 
-            def bare() -> Any:
+            def bare_requests() -> Any:
                 response = session.get(url, headers=headers, timeout=timeout, allow_redirects=False)
                 response.raise_for_status()
                 return response.json()
 
+            def bare_httpcore() -> Any:
+                response = pool.request("GET", url, headers=wire, extensions=extensions)
+                if not 200 <= response.status < 300:
+                    raise RuntimeError(f"HTTP {response.status}")
+                return json.loads(response.content)
+
             def hooked() -> Any:
                 return hook.get_execution(WORKFLOW, execution_id)
 
-            sides: dict[str, Callable[[], Any]] = {"bare": bare, "hook": hooked}
+            def transport() -> Any:
+                return api.parse_execution(api.check_success(hook._send(prepared, far()), request), request)
+
+            def flow() -> Any:
+                response = hook._run(hook.protocol.call(request, PROJECT_ID), far())
+                return api.parse_execution(api.check_success(response, request), request)
+
+            def build() -> Any:
+                call = api.get_execution(WORKFLOW, execution_id)
+                built = call.request(PROJECT_ID)
+                response = hook._run(hook.protocol.call(built, PROJECT_ID), far())
+                return call.parse(api.check_success(response, built), built)
+
+            sides: dict[str, Callable[[], Any]] = {"requests": bare_requests, "httpcore": bare_httpcore}
             if args.decompose:
-                sides = {
-                    "bare": bare,
-                    "transport": lambda: api.parse_execution(hook._send(prepared, far()), request),
-                    "flow": lambda: api.parse_execution(
-                        hook._run(hook.protocol.call(request, PROJECT_ID), far()), request
-                    ),
-                    "build": _build(api, hook, execution_id),
-                    "retry": lambda: hook._read(request, PROJECT_ID, api.parse_execution),
-                    "hook": hooked,
-                }
+                sides.update(transport=transport, flow=flow, build=build)
+            sides["hook"] = hooked
             for name, func in sides.items():
                 assert func()["status"] == "executing", name
             made += len(sides)
@@ -173,21 +198,26 @@ def main() -> int:
             profiled = profile(hooked, args.profile) if args.profile else []
             made += args.profile
             log = emu.requests_log()
-            sent = count(log, "GET", "/v1/", "/status")
+            sent = count(log, "GET", "/v1/", "/status") + count(log, "POST", "/v1/", "/executions")
+            session.close()
+            pool.close()
+            hook.transport.close()
             package = str(Path(sys.modules["airflow_provider_aom"].__file__ or "").parent)
 
-    ratios_cpu = [h / b for h, b in zip(per_call["hook"]["cpu_us"], per_call["bare"]["cpu_us"], strict=True)]
-    ratios_wall = [h / b for h, b in zip(per_call["hook"]["wall_us"], per_call["bare"]["wall_us"], strict=True)]
+    def ratios(kind: str, base: str) -> dict[str, Any]:
+        pairs = zip(per_call["hook"][kind], per_call[base][kind], strict=True)
+        return summary([h / b for h, b in pairs])
+
     result: dict[str, Any] = {
         "auth": args.auth,
         "calls_per_round": per_round,
         "rounds": args.rounds,
-        "status_requests_seen_by_emulator": sent,
-        "status_requests_expected": made,
-        "hook": {k: summary(v) for k, v in per_call["hook"].items()},
-        "bare": {k: summary(v) for k, v in per_call["bare"].items()},
-        "ratio_cpu": summary(ratios_cpu),
-        "ratio_wall": summary(ratios_wall),
+        "block": args.block,
+        "requests_seen_by_emulator": sent,
+        "requests_expected": made,
+        "sides": {name: {k: summary(v) for k, v in per_call[name].items()} for name in sides},
+        "ratio_cpu": {base: ratios("cpu_us", base) for base in BASELINES},
+        "ratio_wall": {base: ratios("wall_us", base) for base in BASELINES},
         "package": package,
     }
     if args.decompose:
@@ -198,19 +228,6 @@ def main() -> int:
         result["profile"] = {"calls": args.profile, "rows": profiled}
     write_json(args.json_out, result)
     return 0 if sent == made else 1
-
-
-def far() -> float:
-    """A deadline (monotonic) no call in the benchmark comes near."""
-    return time.monotonic() + 3600
-
-
-def _build(api: Any, hook: Any, execution_id: str) -> Callable[[], Any]:
-    def build() -> Any:
-        request = api.get_execution(PROJECT_ID, WORKFLOW, execution_id)
-        return api.parse_execution(hook._run(hook.protocol.call(request, PROJECT_ID)), request)
-
-    return build
 
 
 if __name__ == "__main__":

@@ -84,7 +84,7 @@ class Emulator:
 
     def start(self, timeout: float = 60.0) -> Emulator:
         # cwd: ``-m`` puts the working directory first on sys.path; bench/ (unlike the repository root)
-        # holds no package, so a copy that bench/patch_check.py puts on PYTHONPATH serves here too.
+        # holds no package, so the emulator is the installed package's, as for the client.
         self.proc = popen(self.cmd, cwd=BENCH, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         assert self.proc.stdout is not None
         ready, _, _ = select.select([self.proc.stdout], [], [], timeout)

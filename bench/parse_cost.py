@@ -9,7 +9,11 @@ third-party module loaded for the first time on our behalf. The same figure is t
 times the same imports with ``time.perf_counter`` (importtime adds its own overhead).
 
 The child also lists the modules the target import added to ``sys.modules``; for the AOM
-modules none may be an HTTP client, an async library, tenacity or our emulator.
+modules none may be an HTTP client (``httpcore`` included), an async library (``anyio``
+included), a retry library, the provider's own HTTP layer (transport, hooks, triggers) or its
+emulator. ``airflow.sdk`` may have loaded some of those already (it loads httpcore and anyio's
+top level, for one): only what our imports add counts, and what ``airflow.sdk`` had loaded is
+recorded for reference.
 
     python bench/parse_cost.py --runs 7
 """
@@ -40,6 +44,11 @@ FORBIDDEN = {
     "http client": {"requests", "httpx", "httpcore", "urllib3", "aiohttp", "h11", "h2", "http.client"},
     "async library": {"asyncio", "anyio", "trio", "sniffio", "uvloop", "asgiref", "aiofiles", "aiosqlite"},
     "retry library": {"tenacity"},
+    "provider HTTP layer": {
+        "airflow_provider_aom.transport",
+        "airflow_provider_aom.hooks",
+        "airflow_provider_aom.triggers",
+    },
     "emulator": {"airflow_provider_aom.emulator"},
 }
 
@@ -123,7 +132,12 @@ def main() -> int:
                 runs[key]["importtime"].append(one_run(targets, importtime=True, env=env))
                 runs[key]["perf"].append(one_run(targets, importtime=False, env=env))
 
-    result: dict[str, Any] = {"runs": args.runs, "targets": TARGETS}
+    result: dict[str, Any] = {
+        "runs": args.runs,
+        "targets": TARGETS,
+        "forbidden": {kind: sorted(names) for kind, names in FORBIDDEN.items()},
+        "forbidden_names": sorted(name for names in FORBIDDEN.values() for name in names),
+    }
     for key in TARGETS:
         timed = runs[key]["importtime"]
         new = timed[-1]["new"]
@@ -134,8 +148,13 @@ def main() -> int:
             "new_module_count": len(new),
             "top_level": timed[-1]["top_level"],
             "forbidden_new": forbidden_hits(new),
+            "forbidden_new_count": sum(len(v) for v in forbidden_hits(new).values()),
             # Informational: what airflow.sdk had loaded before our import (not counted, not ours).
             "preloaded_by_airflow_sdk": forbidden_hits(timed[-1]["before"]),
+            "preloaded_top_level": sorted(
+                {m.split(".")[0] for v in forbidden_hits(timed[-1]["before"]).values() for m in v}
+            ),
+            "forbidden_new_top_level": sorted({m.split(".")[0] for v in forbidden_hits(new).values() for m in v}),
         }
     write_json(args.json_out, result)
     return 0

@@ -66,6 +66,10 @@ from common import (
 )
 
 WORKFLOW, WARM_WORKFLOW = "wf-bench", "wf-warm"
+#: Seconds between two samples of the worker's RSS and sockets (parent) and of its CPU time (worker).
+SAMPLE_INTERVAL = 0.25
+#: The steady window ends this many seconds before the first execution can end.
+WINDOW_END_MARGIN = 0.5
 
 
 # ============================================================================ worker
@@ -155,8 +159,8 @@ def worker(args: argparse.Namespace) -> int:
 
     trigger_class = AomWorkflowExecutionTrigger if args.mode == "shared" else _naive_trigger_class()
 
-    # Instrumentation only: count the TCP connections the loop opens (httpx/anyio connect through
-    # loop.create_connection), with their times, to show how often a connection is (re)opened.
+    # Instrumentation only: count the TCP connections the loop opens (httpcore/httpx connect through
+    # anyio, i.e. loop.create_connection), with their times, to show how often a connection is (re)opened.
     connects: list[float] = []
     original_create_connection = asyncio.base_events.BaseEventLoop.create_connection
 
@@ -186,7 +190,7 @@ def worker(args: argparse.Namespace) -> int:
         async def sample_cpu() -> None:
             while True:
                 samples.append((time.time(), time.process_time()))
-                await asyncio.sleep(0.25)
+                await asyncio.sleep(SAMPLE_INTERVAL)
 
         sampler = asyncio.create_task(sample_cpu())
         profiler = None
@@ -226,7 +230,7 @@ def worker(args: argparse.Namespace) -> int:
 class Sampler(threading.Thread):
     """Samples the worker's RSS and TCP sockets every ``interval`` s (from outside the worker)."""
 
-    def __init__(self, pid: int, interval: float = 0.25) -> None:
+    def __init__(self, pid: int, interval: float = SAMPLE_INTERVAL) -> None:
         super().__init__(daemon=True)
         import psutil
 
@@ -299,7 +303,7 @@ def analyse(
     first_polls = [min(t) for t in polls.values() if t]
     first_round_done = max(first_polls) - launched if first_polls else math.nan
 
-    window = (launched + args.poll, first_end - 0.5)
+    window = (launched + args.poll, first_end - WINDOW_END_MARGIN)
     in_window = [s for s in samples if window[0] <= s["time"] <= window[1]]
     during = [s for s in samples if launched <= s["time"] <= done]
     baseline_rss = events["baseline"]["rss"]
@@ -314,7 +318,8 @@ def analyse(
         steady = {"cpu_s": c1 - c0, "requests": requests, "seconds": t1 - t0}
     total_requests = sum(actual.values())
     min_requests = sum(minimum.values())
-    nominal_requests = n * (math.ceil(args.duration / args.poll) + 1)
+    nominal_per_execution = math.ceil(args.duration / args.poll) + 1
+    nominal_requests = n * nominal_per_execution
     peak_rss = max((s["rss"] for s in during), default=math.nan)
     total_cpu = events["done"]["cpu"] - events["launched"]["cpu"]
 
@@ -326,10 +331,14 @@ def analyse(
         "mode": args.mode,
         "duration_s": args.duration,
         "poll_interval_s": args.poll,
+        "sample_interval_s": SAMPLE_INTERVAL,
+        "window_end_margin_s": WINDOW_END_MARGIN,
+        "nominal_requests_per_execution": nominal_per_execution,
         "package": outcome["package"],
         "profile": outcome.get("profile"),
         "statuses": outcome["statuses"],
         "all_success": outcome["statuses"] == {"success": n},
+        "waits_without_success": n - outcome["statuses"].get("success", 0),
         "warmup_events": outcome["warm"],
         "wait_seconds": done - launched,
         "first_round_seconds": first_round_done,
@@ -356,7 +365,7 @@ def analyse(
         "requests_ratio": total_requests / min_requests,
         "status_requests_nominal": nominal_requests,
         "requests_ratio_nominal": total_requests / nominal_requests,
-        "requests_per_execution": summary(list(actual.values())),
+        "requests_per_execution": {k: v for k, v in summary(list(actual.values())).items() if k != "values"},
         "excess_executions": sum(1 for eid in ids if actual[eid] > minimum[eid]),
     }
 
