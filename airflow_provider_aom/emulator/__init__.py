@@ -4,9 +4,10 @@ One HTTP server (standard library only, no Airflow import) answers both as the
 IAM endpoint (``POST /v3/auth/tokens``, ``GET /v3/projects`` and the
 self-lookups ``GET /v3/auth/tokens`` with ``X-Subject-Token``,
 ``GET /v3.0/OS-CREDENTIAL/credentials/{access_key}``, ``GET /v3/users/{user_id}``)
-and as the AOM endpoint (the ``/v1/{project_id}/cms/...`` workflow API), with
-the documented paths, shapes and error bodies, so DAGs, tests and demos run
-without a cloud account. Run it with ``python -m airflow_provider_aom.emulator`` or in-process::
+and as the AOM endpoint (the ``/v1/{project_id}/cms/...`` workflow API: workflow
+list, execute, execution detail and list, terminate, node operations, trigger
+switch), with the documented paths, shapes and error bodies, so DAGs, tests and
+demos run without a cloud account. Run it with ``python -m airflow_provider_aom.emulator`` or in-process::
 
     with AomEmulator() as emu:
         emu.base_url          # "http://127.0.0.1:PORT": AOM and IAM endpoint
@@ -18,7 +19,35 @@ Default workflows (``EmulatorConfig.workflows=None``):
 * ``wf-fail``: ``executing`` for 2 s, then ``fail`` (its second node fails);
 * ``wf-approval``: ``executing`` for 1 s, then ``waitApproval`` for good
   (approvers ``["ops-lead"]``);
-* ``wf-long``: ``executing`` for 600 s, then ``success``.
+* ``wf-long``: ``executing`` for 600 s, then ``success``;
+* ``wf-flaky`` (named ``flaky-patching``): ``pause_on_fail``, 2 s: its second node fails once and
+  the execution waits ``pausing`` for a restart or a skip;
+* ``wf-gated`` (named ``gated-cleanup``): ``pause``, 2 s: waits at the pause node ``pause_1``;
+* ``wf-nightly`` (named ``nightly-patching``): a ``cron`` workflow (its trigger can be switched), 2 s.
+
+Outcomes (``WorkflowSpec.outcome``); tasks take half the duration each, and an
+execution's state is replayed from its plan, start, accepted operations and
+cancel time on every read (no timers):
+
+* ``success``: ``node_1`` then ``node_2`` succeed;
+* ``fail``: ``node_2`` fails on its first run and the execution ends ``fail``;
+  ``restart`` of ``node_2`` (even after the end) runs it again from the restart
+  time, it succeeds on run 2 and the execution ends ``success``;
+* ``pause_on_fail``: ``node_2`` fails on its first run and the execution stays
+  ``pausing`` (node ``fail``) until ``restart`` (runs again, succeeds) or
+  ``skip`` (node ``skip``, the execution goes on, here to ``success``);
+* ``pause``: ``node_1``, then the pause node ``pause_1`` (execution and node
+  ``pausing``) until ``continue`` passes it, then ``node_2``;
+* ``approval``: ``node_1``, then ``approval_1`` in ``waitApproval`` for good.
+
+Node operations (``POST .../executions/{id}/operation?action=&node_id=``) are
+recorded (``EmulatorState.operations``, ``GET /_emulator/executions``). A
+``cron`` workflow has a trigger switch (``PUT .../trigger/action?action=``),
+``enable`` at first, shown as the list's ``trigger_status``.
+``EmulatorConfig(pattern_workflows=True)`` (CLI ``--pattern-workflows``) also
+serves any id ``wf-ok-<anything>`` (success after 3 s) and
+``wf-slow-<anything>`` (ten years) without registering it; the workflow list
+shows registered workflows only.
 
 Credentials: the AK/SK pair ``DEFAULT_AK``/``DEFAULT_SK``, the temporary pair
 ``DEFAULT_TEMP_AK``/``DEFAULT_TEMP_SK`` (needs ``X-Security-Token:
@@ -53,8 +82,27 @@ Emulator choices where the real API is undocumented:
 * terminating a finished execution: 400 ``AOM.31001302`` "execution already finished.";
 * terminate goes straight to ``cancel`` (no visible ``canceling`` step);
 * node ids are ``node_1``/``node_2`` (``node_1``/``approval_1`` for approval
-  workflows), each taking half the duration; an executing execution reports
-  ``end_time`` 0;
+  workflows, ``node_1``/``pause_1``/``node_2`` for pause workflows), each task
+  taking half the duration; an execution that has not ended reports
+  ``end_time`` 0, and so does a node still running or waiting;
+* an operation that does not fit the execution's state (wrong or unknown node,
+  execution still executing, ended ``success`` or cancelled, ``skip`` of a
+  ``fail`` outcome's node, ``continue`` on a failed node, ``restart``/``skip``
+  of a pause node, anything on an approval node): 400 ``AOM.31001302``
+  "action ACTION refused: node NODE is STATUS|has not started|does not exist,
+  execution is STATUS"; an accepted one answers 200 ``{"result": "success"}``;
+* a restarted node shows one entry: its latest run (``begin_time`` the restart,
+  a new ``function_execution_id``); a skipped node's ``end_time`` is the skip;
+  a terminate turns running or waiting nodes into ``cancel`` (a failed node
+  stays ``fail``);
+* the trigger switch of a non-``cron`` workflow: 400 ``AOM.31001302``
+  "workflow ID has no trigger: it is not a cron workflow."; its 200 body is the
+  JSON string ``"success"`` (the SDK models it as ``str`` and reads it back as
+  ``"success"``; the doc's ``{"success"}`` is not JSON); ``trigger_id`` is
+  derived from the workflow id;
+* query parameters of operation and trigger calls are checked (400
+  ``Invalid param``: missing, repeated, empty or not in the enum) before the
+  workflow and execution exist (404);
 * ``x_enterprise_project_id`` is validated but every workflow is in project ``"0"``;
 * parameter checks (400) come before the project check (401 ``AOM.31009004``);
 * ``/_emulator/*`` admin calls are neither authenticated, fault-injected nor logged;

@@ -56,7 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
             "Prints its base URL as the first stdout line, then serves until SIGTERM/SIGINT. "
             "Default workflows: wf-success (success after 2 s), wf-fail (fail after 2 s), "
             "wf-approval (waitApproval after 1 s, approver ops-lead), "
-            "wf-long (success after 600 s)."
+            "wf-long (success after 600 s), wf-flaky (pause_on_fail), wf-gated (pause), "
+            "wf-nightly (cron). Outcomes: success, fail (ends fail; restart the failed node "
+            "to finish it), pause_on_fail (pauses on the failed node until restart or skip), pause "
+            "(pauses at pause_1 until continue), approval (waitApproval for good)."
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
@@ -106,6 +109,14 @@ def build_parser() -> argparse.ArgumentParser:
             f"add or override a workflow; OUTCOME is one of {', '.join(OUTCOMES)}, DURATION in "
             "seconds; an optional 4th field lists approvers (comma separated, default ops-lead "
             "for approval workflows) (repeatable)"
+        ),
+    )
+    parser.add_argument(
+        "--pattern-workflows",
+        action="store_true",
+        help=(
+            "serve implicit workflows for any id wf-ok-<anything> (success after 3 s) and "
+            "wf-slow-<anything> (never ends: ten years); the workflow list shows only registered ones"
         ),
     )
     parser.add_argument("--quiet", action="store_true", help="no access log on stderr")

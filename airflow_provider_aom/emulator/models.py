@@ -15,17 +15,21 @@ DEFAULT_IAM_USER = "emulator-user"
 DEFAULT_IAM_PASSWORD = "emulator-password"  # noqa: S105 - public fake, emulator only
 DEFAULT_IAM_DOMAIN = "emulator-domain"
 
-OUTCOMES = ("success", "fail", "approval")
+OUTCOMES = ("success", "fail", "pause_on_fail", "pause", "approval")
 MAX_ID_LENGTH = 64
+# Implicit workflows of EmulatorConfig.pattern_workflows: an id prefix and how long its runs take.
+PATTERN_WORKFLOWS = (("wf-ok-", 3.0), ("wf-slow-", 10 * 365 * 24 * 3600.0))
 
 
 @dataclass
 class WorkflowSpec:
     """A workflow the emulator knows and how its executions behave.
 
-    ``outcome`` is ``success``, ``fail`` or ``approval``; ``duration`` is the
-    number of seconds an execution stays ``executing`` before it ends (or, for
-    ``approval``, before it starts waiting in ``waitApproval`` for ``approvers``).
+    ``outcome`` is one of :data:`OUTCOMES` (see the package docstring for each
+    node plan); ``duration`` is the number of seconds an execution spends
+    ``executing`` when nobody acts on it (for ``approval``, before it starts
+    waiting in ``waitApproval`` for ``approvers``). ``type`` ``cron`` gives the
+    workflow a trigger that can be enabled and disabled.
     """
 
     id: str
@@ -66,6 +70,10 @@ def default_workflows() -> list[WorkflowSpec]:
             approvers=["ops-lead"],
         ),
         WorkflowSpec(id="wf-long", name="wf-long", outcome="success", duration=600.0),
+        # For example_aom_recover: a node that fails once, a pause node, a workflow with its own schedule.
+        WorkflowSpec(id="wf-flaky", name="flaky-patching", outcome="pause_on_fail", duration=2.0),
+        WorkflowSpec(id="wf-gated", name="gated-cleanup", outcome="pause", duration=2.0),
+        WorkflowSpec(id="wf-nightly", name="nightly-patching", outcome="success", duration=2.0, type="cron"),
     ]
 
 
@@ -89,3 +97,17 @@ class EmulatorConfig:
     token_ttl: float = 86400.0
     max_clock_skew: float = 900.0
     workflows: list[WorkflowSpec] | None = None
+    #: Serve the implicit ``wf-ok-*`` and ``wf-slow-*`` workflows (see :func:`pattern_workflow`).
+    pattern_workflows: bool = False
+
+
+def pattern_workflow(workflow_id: str) -> WorkflowSpec | None:
+    """The implicit workflow an id names when pattern workflows are on, or None.
+
+    ``wf-ok-<anything>`` succeeds after 3 s, ``wf-slow-<anything>`` runs for ten
+    years; both are named after their id.
+    """
+    for prefix, duration in PATTERN_WORKFLOWS:
+        if workflow_id.startswith(prefix) and len(prefix) < len(workflow_id) <= MAX_ID_LENGTH:
+            return WorkflowSpec(id=workflow_id, name=workflow_id, outcome="success", duration=duration)
+    return None

@@ -22,6 +22,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
+from airflow_provider_aom import endpoints
 from airflow_provider_aom.emulator.auth import Caller, auth_kind, authenticate
 from airflow_provider_aom.emulator.errors import (
     AOM_INVALID_PARAM,
@@ -44,6 +45,8 @@ from airflow_provider_aom.emulator.models import MAX_ID_LENGTH, EmulatorConfig, 
 from airflow_provider_aom.emulator.payloads import CHUNK_SIZE, chunked, gzip_bomb, huge_pieces, split
 from airflow_provider_aom.emulator.state import (
     ENDLESS,
+    OPERATION_ACTIONS,
+    TRIGGER_ACTIONS,
     WORKFLOW_SORT_FIELDS,
     EmulatorState,
     Fault,
@@ -52,6 +55,7 @@ from airflow_provider_aom.emulator.state import (
     WorkflowQuery,
     same_secret,
 )
+from airflow_provider_aom.endpoints import Endpoint
 
 logger = logging.getLogger("airflow_provider_aom.emulator")
 
@@ -72,6 +76,8 @@ WORKFLOW_STATUSES = (
     "canceling",
 )
 ALREADY_FINISHED_MESSAGE = "execution already finished."
+# The length limits of the §1.5 and §1.8 query parameters.
+MAX_ACTION_LENGTH = 10
 MALFORMED_BODY = b"<html>oops</html>"
 ID_NAMESPACE = uuid.UUID("5f0b7c8e-0d47-4b8e-9a4e-6d1c2f3a4b5c")
 
@@ -362,6 +368,46 @@ def _terminate(state: EmulatorState, request: _Request) -> _Response:
     return _json(200, {"result": "success"})
 
 
+def _query_value(request: _Request, name: str, allowed: tuple[str, ...] | None, max_length: int) -> str:
+    """The one value of a required query parameter; "Invalid param" when missing, repeated or out of range."""
+    values = [value for key, value in request.query() if key == name]
+    if len(values) != 1 or not 1 <= len(values[0]) <= max_length:
+        raise invalid_param()
+    if allowed is not None and values[0] not in allowed:
+        raise invalid_param()
+    return values[0]
+
+
+def _operate(state: EmulatorState, request: _Request) -> _Response:
+    """``StartPausingWorkflowExecutions`` (§1.5): restart or skip a failed node, continue a pause node."""
+    # Query checks (400) come before existence checks (404), as path checks do.
+    action = _query_value(request, "action", OPERATION_ACTIONS, MAX_ACTION_LENGTH)
+    node_id = _query_value(request, "node_id", None, MAX_ID_LENGTH)
+    workflow_id = _known_workflow(state, request)
+    outcome, message = state.operate(workflow_id, request.params["execution_id"], action, node_id)
+    if outcome == "missing":
+        raise execution_missing()
+    if outcome == "refused":
+        # Emulator's choice: the documented 400 code, with a message that says why.
+        raise aom_error(400, AOM_INVALID_PARAM, message)
+    return _json(200, {"result": "success"})
+
+
+def _set_trigger(state: EmulatorState, request: _Request) -> _Response:
+    """``UpdateWorkflowTriggerStatus`` (§1.8): enable or disable a scheduled workflow's trigger."""
+    action = _query_value(request, "action", TRIGGER_ACTIONS, MAX_ACTION_LENGTH)
+    workflow_id = request.params["workflow_id"]
+    outcome = state.set_trigger(workflow_id, action)
+    if outcome == "missing":
+        raise workflow_missing()
+    if outcome == "no_trigger":
+        raise aom_error(400, AOM_INVALID_PARAM, f"workflow {workflow_id} has no trigger: it is not a cron workflow.")
+    # The SDK models this body as a plain str and the doc shows {"success"},
+    # which is not JSON; the JSON string "success" is what the SDK reads back
+    # as body == "success".
+    return _json(200, "success")
+
+
 def _optional_str(data: JsonDict, name: str, max_length: int) -> str | None:
     value = data.get(name)
     # Empty strings are read as "no filter": lenient where AOM's rule (1-N chars)
@@ -431,23 +477,24 @@ def _list_workflows(state: EmulatorState, request: _Request) -> _Response:
     return _json(200, {"elements": elements, "total_elements": total})
 
 
-def _route(method: str, path: str, handler: _Handler, *, authenticated: bool = True) -> _Route:
-    template = tuple(path.split("/"))
-    return _Route(method, template, handler, authenticated, aom=path.startswith("/v1/"))
+def _route(endpoint: Endpoint, handler: _Handler, *, authenticated: bool = True) -> _Route:
+    return _Route(endpoint.method, endpoint.segments, handler, authenticated, aom=endpoint.service == "aom")
 
 
-_EXECUTIONS = "/v1/{project_id}/cms/workflow/{workflow_id}/executions"
+# The client builds its requests from the same endpoint table (airflow_provider_aom/endpoints.py).
 ROUTES: tuple[_Route, ...] = (
-    _route("POST", "/v3/auth/tokens", _issue_token, authenticated=False),
-    _route("GET", "/v3/auth/tokens", _show_token),
-    _route("GET", "/v3/projects", _list_projects),
-    _route("GET", "/v3/users/{user_id}", _show_user),
-    _route("GET", "/v3.0/OS-CREDENTIAL/credentials/{access_key}", _show_credential),
-    _route("POST", _EXECUTIONS, _execute),
-    _route("GET", _EXECUTIONS, _list_executions),
-    _route("GET", _EXECUTIONS + "/{execution_id}/status", _execution_status),
-    _route("POST", _EXECUTIONS + "/{execution_id}/terminate", _terminate),
-    _route("POST", "/v1/{project_id}/cms/workflow-list", _list_workflows),
+    _route(endpoints.IAM_ISSUE_TOKEN, _issue_token, authenticated=False),
+    _route(endpoints.IAM_VERIFY_TOKEN, _show_token),
+    _route(endpoints.IAM_LIST_PROJECTS, _list_projects),
+    _route(endpoints.IAM_GET_USER, _show_user),
+    _route(endpoints.IAM_GET_CREDENTIAL, _show_credential),
+    _route(endpoints.EXECUTE_WORKFLOW, _execute),
+    _route(endpoints.LIST_EXECUTIONS, _list_executions),
+    _route(endpoints.GET_EXECUTION, _execution_status),
+    _route(endpoints.TERMINATE_EXECUTION, _terminate),
+    _route(endpoints.OPERATE_EXECUTION, _operate),
+    _route(endpoints.LIST_WORKFLOWS, _list_workflows),
+    _route(endpoints.SET_WORKFLOW_TRIGGER, _set_trigger),
 )
 
 
@@ -572,7 +619,7 @@ def admin(state: EmulatorState, method: str, path: str, body: bytes) -> _Respons
     ok = {"result": "ok"}
     try:
         if method == "GET" and path == "/_emulator/executions":
-            return _json(200, state.executions())
+            return _json(200, state.executions(with_operations=True))
         if method == "POST" and path == "/_emulator/executions":
             data = _admin_payload(body)
             unknown = set(data) - _EXECUTION_ARGUMENTS

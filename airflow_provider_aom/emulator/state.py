@@ -1,6 +1,7 @@
 """Thread-safe in-memory state of the emulator: workflows, executions, tokens, faults, log.
 
-Executions are not driven by timers: their status is derived from the clock each
+Executions are not driven by timers: their state is replayed from their node
+plan, their start, the operations accepted on them and their cancel time each
 time they are read, so a stopped or idle emulator costs nothing and the status
 moves exactly with wall time.
 """
@@ -24,6 +25,7 @@ from airflow_provider_aom.emulator.models import (
     EmulatorConfig,
     WorkflowSpec,
     default_workflows,
+    pattern_workflow,
 )
 
 FAULT_KINDS = (
@@ -51,6 +53,9 @@ ENDLESS = -1
 TERMINAL_STATUSES = frozenset({"success", "fail", "cancel"})
 WORKFLOW_SORT_FIELDS = ("create_time", "update_time", "last_execution_start_time")
 FAILURE_MESSAGE = "script exited with code 1"
+TRIGGER_ACTIONS = ("enable", "disable")
+# Trigger ids derive from the workflow id, so they are stable across restarts.
+_TRIGGER_NAMESPACE = uuid.UUID("9b1f3c2e-7a4d-4e5f-8c6b-1d2e3f4a5b6c")
 
 JsonDict = dict[str, Any]
 
@@ -124,19 +129,105 @@ class RequestRecord:
     request_id: str
 
 
+# Node kinds of an execution plan.
+TASK = "task"
+PAUSE = "pause"
+APPROVAL = "approval"
+OPERATION_ACTIONS = ("restart", "skip", "continue")
+# Node statuses that still wait for the clock or for people: a terminate turns them into "cancel".
+_OPEN_NODE_STATUSES = frozenset({"executing", "pausing", "waitApproval"})
+# Function execution ids of later runs derive from the first run's, so a replay
+# always shows the same id for the same run.
+_RUN_NAMESPACE = uuid.UUID("0f6f5a0e-3b8e-4d0a-9a55-2a3c4c7d9e11")
+
+
+@dataclass(frozen=True)
+class _Step:
+    """One node of an execution plan."""
+
+    node_id: str
+    kind: str
+    # Seconds one run of a task takes (pause and approval nodes wait for people instead).
+    duration: float = 0.0
+    # The first run fails; a run after a restart succeeds.
+    fails_first_run: bool = False
+
+
+@dataclass(frozen=True)
+class Operation:
+    """An accepted ``StartPausingWorkflowExecutions`` call (§1.5)."""
+
+    time: float
+    action: str
+    node_id: str
+
+
 @dataclass
-class _Node:
+class _NodeRun:
+    """A node as the execution detail shows it: its latest run."""
+
     node_id: str
     function_execution_id: str
-    start: float
-    # None: the node never ends by itself (an approval node waits for people).
+    begin: float
+    # None while the node runs or waits.
     end: float | None
-    fails: bool
+    status: str
+    output: JsonDict
+
+    def result(self) -> JsonDict:
+        """The ``execution_result_list`` item (§1.2)."""
+        return {
+            "node_id": self.node_id,
+            "begin_time": epoch_ms(self.begin),
+            "end_time": 0 if self.end is None else epoch_ms(self.end),
+            "function_execution_id": self.function_execution_id,
+            "output": copy.deepcopy(self.output),
+            "status": self.status,
+        }
+
+
+@dataclass
+class _Replay:
+    """An execution as of one moment: what its plan and its operations made of it."""
+
+    status: str
+    # The nodes reached so far, in plan order.
+    nodes: list[_NodeRun]
+    # When the execution ended; None while it has not.
+    end: float | None
+    # The node an operation may act on now, and the actions it accepts.
+    waiting: str | None = None
+    accepts: frozenset[str] = frozenset()
+
+
+def _plan(spec: WorkflowSpec) -> tuple[tuple[_Step, ...], bool]:
+    """The node plan of the spec's outcome, and whether a failed node pauses the execution instead of ending it."""
+    half = spec.duration / 2
+    if spec.outcome == "approval":
+        return (_Step("node_1", TASK, spec.duration), _Step("approval_1", APPROVAL)), False
+    if spec.outcome == "pause":
+        return (_Step("node_1", TASK, half), _Step("pause_1", PAUSE), _Step("node_2", TASK, half)), False
+    fails = spec.outcome in ("fail", "pause_on_fail")
+    return (_Step("node_1", TASK, half), _Step("node_2", TASK, half, fails)), spec.outcome == "pause_on_fail"
+
+
+def _failure_output(node_id: str) -> JsonDict:
+    return {"code": 1, "message": f"{node_id} failed: {FAILURE_MESSAGE}", "error_msg": FAILURE_MESSAGE}
+
+
+def _success_output(node_id: str, run: int) -> JsonDict:
+    suffix = "" if run == 1 else f" on run {run}"
+    return {"code": 0, "message": f"{node_id} finished successfully{suffix}"}
 
 
 @dataclass
 class Execution:
-    """One run of a workflow; its status is a pure function of the clock."""
+    """One run of a workflow.
+
+    Its state is a pure function of its node plan, its start, the operations
+    accepted on it, its cancel time and the clock: :meth:`replay` recomputes it
+    on every read.
+    """
 
     execution_id: str
     workflow_id: str
@@ -147,22 +238,17 @@ class Execution:
     created_by: str
     workflow_edit_time: int
     snapshot_id: str
-    nodes: list[_Node]
+    plan: tuple[_Step, ...]
+    # True: a failed node leaves the execution ``pausing``; False: the execution ends ``fail``.
+    pause_on_fail: bool
+    # The function execution id of each node's first run.
+    function_execution_ids: dict[str, str]
+    operations: list[Operation] = field(default_factory=list)
     cancelled_at: float | None = None
 
     @classmethod
     def create(cls, spec: WorkflowSpec, edit_time: int, created_by: str, now: float) -> Execution:
-        half = spec.duration / 2
-        if spec.outcome == "approval":
-            nodes = [
-                _Node("node_1", uuid.uuid4().hex, 0.0, spec.duration, False),
-                _Node("approval_1", uuid.uuid4().hex, spec.duration, None, False),
-            ]
-        else:
-            nodes = [
-                _Node("node_1", uuid.uuid4().hex, 0.0, half, False),
-                _Node("node_2", uuid.uuid4().hex, half, spec.duration, spec.outcome == "fail"),
-            ]
+        plan, pause_on_fail = _plan(spec)
         return cls(
             execution_id=str(uuid.uuid4()),
             workflow_id=spec.id,
@@ -173,82 +259,119 @@ class Execution:
             created_by=created_by,
             workflow_edit_time=edit_time,
             snapshot_id=uuid.uuid4().hex,
-            nodes=nodes,
+            plan=plan,
+            pause_on_fail=pause_on_fail,
+            function_execution_ids={step.node_id: uuid.uuid4().hex for step in plan},
         )
 
-    def _elapsed(self, now: float) -> float:
-        moment = now if self.cancelled_at is None else min(now, self.cancelled_at)
-        return max(0.0, moment - self.created_at)
+    def _function_execution_id(self, node_id: str, run: int) -> str:
+        first = self.function_execution_ids[node_id]
+        return first if run == 1 else uuid.uuid5(_RUN_NAMESPACE, f"{first}/{run}").hex
+
+    def replay(self, now: float) -> _Replay:
+        """The execution as of ``now``."""
+        if self.cancelled_at is None:
+            return self._replay(now)
+        cancelled_at = self.cancelled_at
+        replay = self._replay(min(now, cancelled_at))
+        for node in replay.nodes:
+            if node.status in _OPEN_NODE_STATUSES:
+                node.status, node.end = "cancel", cancelled_at
+                node.output = {"message": "execution terminated by user"}
+        return _Replay("cancel", replay.nodes, cancelled_at)
+
+    def _replay(self, moment: float) -> _Replay:
+        """Walk the plan up to ``moment``, taking one operation at each point that waits for one."""
+        # Operations are accepted only where the execution waits for one, and in
+        # time order, so the n-th operation belongs to the n-th waiting point.
+        pending = iter([operation for operation in self.operations if operation.time <= moment])
+        nodes: list[_NodeRun] = []
+        # Times are an anchor (the start, or the operation that last moved the
+        # execution on) plus an offset: an execution nobody acted on reports
+        # exactly created_at plus its plan's offsets.
+        anchor, offset = self.created_at, 0.0
+        for step in self.plan:
+            run = 1
+            node = _NodeRun(step.node_id, self._function_execution_id(step.node_id, 1), anchor + offset, None, "", {})
+            nodes.append(node)
+            if step.kind == APPROVAL:
+                node.status = "waitApproval"
+                node.output = {"message": "waiting for approval", "approvers": list(self.approvers)}
+                return _Replay("waitApproval", nodes, None)
+            if step.kind == PAUSE:
+                node.status, node.output = "pausing", {"message": "paused: waiting for continue"}
+                operation = next(pending, None)
+                if operation is None:
+                    return _Replay("pausing", nodes, None, step.node_id, frozenset({"continue"}))
+                node.status, node.end = "success", operation.time
+                node.output = {"code": 0, "message": f"{step.node_id} continued by user"}
+                anchor, offset = operation.time, 0.0
+                continue
+            while True:
+                end_offset = offset + step.duration
+                if moment - anchor < end_offset:
+                    node.status = "executing"
+                    return _Replay("executing", nodes, None)
+                node.end = anchor + end_offset
+                if not (step.fails_first_run and run == 1):
+                    node.status, node.output = "success", _success_output(step.node_id, run)
+                    offset = end_offset
+                    break
+                node.status, node.output = "fail", _failure_output(step.node_id)
+                operation = next(pending, None)
+                if operation is None:
+                    if self.pause_on_fail:
+                        return _Replay("pausing", nodes, None, step.node_id, frozenset({"restart", "skip"}))
+                    return _Replay("fail", nodes, node.end, step.node_id, frozenset({"restart"}))
+                anchor, offset = operation.time, 0.0
+                if operation.action == "skip":
+                    node.status, node.end, node.output = "skip", operation.time, {"message": "skipped by user"}
+                    break
+                # A restart: the same node runs again from the operation's time.
+                run += 1
+                node.function_execution_id = self._function_execution_id(step.node_id, run)
+                node.begin, node.end, node.output = operation.time, None, {}
+        return _Replay("success", nodes, anchor + offset)
 
     def status_at(self, now: float) -> str:
-        if self.cancelled_at is not None:
-            return "cancel"
-        if self._elapsed(now) < self.duration:
-            return "executing"
-        return {"success": "success", "fail": "fail"}.get(self.outcome, "waitApproval")
+        return self.replay(now).status
 
-    def _node_result(self, node: _Node, elapsed: float) -> JsonDict:
-        begin = epoch_ms(self.created_at + node.start)
-        if node.end is not None and elapsed >= node.end:
-            end = epoch_ms(self.created_at + node.end)
-            if node.fails:
-                status = "fail"
-                output: JsonDict = {
-                    "code": 1,
-                    "message": f"{node.node_id} failed: {FAILURE_MESSAGE}",
-                    "error_msg": FAILURE_MESSAGE,
-                }
-            else:
-                status = "success"
-                output = {"code": 0, "message": f"{node.node_id} finished successfully"}
-        elif self.cancelled_at is not None:
-            status, end = "cancel", epoch_ms(self.cancelled_at)
-            output = {"message": "execution terminated by user"}
-        elif node.end is None:
-            status, end = "waitApproval", 0
-            output = {"message": "waiting for approval", "approvers": list(self.approvers)}
+    def operate(self, action: str, node_id: str, now: float) -> str | None:
+        """Apply ``action`` on ``node_id`` at ``now``: None when accepted, else why it was refused."""
+        replay = self.replay(now)
+        if replay.waiting == node_id and action in replay.accepts:
+            self.operations.append(Operation(now, action, node_id))
+            return None
+        shown = {node.node_id: node.status for node in replay.nodes}
+        if node_id in shown:
+            node_state = f"is {shown[node_id]}"
+        elif any(step.node_id == node_id for step in self.plan):
+            node_state = "has not started"
         else:
-            status, end, output = "executing", 0, {}
-        return {
-            "node_id": node.node_id,
-            "begin_time": begin,
-            "end_time": end,
-            "function_execution_id": node.function_execution_id,
-            "output": output,
-            "status": status,
-        }
+            node_state = "does not exist"
+        return f"action {action} refused: node {node_id} {node_state}, execution is {replay.status}"
 
     def detail(self, now: float, project_id: str) -> JsonDict:
         """The ``SearchWorkflowExecutionDetail`` body (§1.2) as of ``now``."""
-        elapsed = self._elapsed(now)
-        status = self.status_at(now)
-        # The first node always exists, so the list is never empty (§1.3 asks 1-200).
-        results = [
-            self._node_result(node, elapsed)
-            for index, node in enumerate(self.nodes)
-            if index == 0 or elapsed >= node.start
-        ]
-        if self.cancelled_at is not None:
-            # status_at() is "cancel" exactly when cancelled_at is set.
-            last_update = self.cancelled_at
-            end_time = epoch_ms(self.cancelled_at)
-        else:
-            events = [0.0]
-            for node in self.nodes:
-                if elapsed >= node.start:
-                    events.append(node.start)
-                if node.end is not None and elapsed >= node.end:
-                    events.append(node.end)
-            last_update = self.created_at + max(events)
-            end_time = epoch_ms(self.created_at + self.duration) if status in TERMINAL_STATUSES else 0
+        replay = self.replay(now)
+        # The last event: a node starting or ending (restarts, skips and
+        # continues each start or end one), or the execution ending.
+        events = [self.created_at]
+        for node in replay.nodes:
+            events.append(node.begin)
+            if node.end is not None:
+                events.append(node.end)
+        if replay.end is not None:
+            events.append(replay.end)
         return {
             "workflow_id": self.workflow_id,
             "execution_id": self.execution_id,
-            "status": status,
+            "status": replay.status,
             "begin_time": epoch_ms(self.created_at),
-            "end_time": end_time,
-            "last_update_time": epoch_ms(last_update),
-            "execution_result_list": results,
+            "end_time": 0 if replay.end is None else epoch_ms(replay.end),
+            "last_update_time": epoch_ms(max(events)),
+            # The first node always exists, so the list is never empty (§1.3 asks 1-200).
+            "execution_result_list": [node.result() for node in replay.nodes],
             "approve_user_name_list": list(self.approvers),
             "project_id": project_id,
             "workflow_edit_time": self.workflow_edit_time,
@@ -295,6 +418,9 @@ class EmulatorState:
         self._clock = clock
         self._lock = threading.RLock()
         self._workflows: dict[str, _WorkflowRecord] = {}
+        # The trigger switch of each registered workflow ("enable", "disable",
+        # or "" for one without a schedule): state, not part of the spec.
+        self._trigger_status: dict[str, str] = {}
         self._executions: dict[str, Execution] = {}
         # The newest execution of each workflow id, for the workflow list.
         self._last_execution: dict[str, Execution] = {}
@@ -312,12 +438,29 @@ class EmulatorState:
 
     # -- test-facing API -------------------------------------------------
 
-    def executions(self) -> list[JsonDict]:
-        """Every execution created (as ``WorkflowExecutionBrief`` dicts), oldest first."""
+    def executions(self, with_operations: bool = False) -> list[JsonDict]:
+        """Every execution created (as ``WorkflowExecutionBrief`` dicts), oldest first.
+
+        ``with_operations`` adds each one's accepted operations under ``operations``.
+        """
         with self._lock:
             now = self.now()
             pid = self.config.project_id
-            return [execution.brief(now, pid) for execution in self._executions.values()]
+            briefs = []
+            for execution in self._executions.values():
+                brief = execution.brief(now, pid)
+                if with_operations:
+                    brief["operations"] = [asdict(operation) for operation in execution.operations]
+                briefs.append(brief)
+            return briefs
+
+    def operations(self, execution_id: str) -> list[JsonDict]:
+        """The operations accepted on an execution (``time``, ``action``, ``node_id``), oldest first.
+
+        Raises KeyError for an unknown execution id.
+        """
+        with self._lock:
+            return [asdict(operation) for operation in self._executions[execution_id].operations]
 
     def requests(self) -> list[JsonDict]:
         """The request log, oldest first (admin ``/_emulator/`` calls are not logged)."""
@@ -427,7 +570,11 @@ class EmulatorState:
             self._faults.clear()
 
     def add_workflow(self, spec: WorkflowSpec) -> None:
-        """Add a workflow, or replace the one with the same id (keeping its create time)."""
+        """Add a workflow, or replace the one with the same id (keeping its create time).
+
+        A ``cron`` workflow's trigger starts enabled; a replacement that stays
+        ``cron`` keeps the switch where it was.
+        """
         spec.validate()
         stored = copy.deepcopy(spec)
         with self._lock:
@@ -435,6 +582,10 @@ class EmulatorState:
             existing = self._workflows.get(spec.id)
             create_time = existing.create_time if existing else now_ms
             self._workflows[spec.id] = _WorkflowRecord(stored, create_time, now_ms)
+            if spec.type != "cron":
+                self._trigger_status[spec.id] = ""
+            elif existing is None or existing.spec.type != "cron":
+                self._trigger_status[spec.id] = "enable"
 
     def workflows(self) -> list[WorkflowSpec]:
         with self._lock:
@@ -448,12 +599,14 @@ class EmulatorState:
                 record.expire(now)
 
     def reset(self) -> None:
-        """Forget executions, faults and the request log (workflows and tokens stay)."""
+        """Forget executions, faults and the request log; triggers back as added (workflows and tokens stay)."""
         with self._lock:
             self._executions.clear()
             self._last_execution.clear()
             self._faults.clear()
             self._log.clear()
+            for workflow_id, record in self._workflows.items():
+                self._trigger_status[workflow_id] = "enable" if record.spec.type == "cron" else ""
 
     # -- used by the HTTP server ------------------------------------------
 
@@ -517,9 +670,18 @@ class EmulatorState:
             record = self._tokens.get(token)
             return now if record is None else record.expire(now)
 
+    def _workflow(self, workflow_id: str) -> tuple[WorkflowSpec, int] | None:
+        """The spec and edit time of a registered or implicit workflow (call with the lock held)."""
+        record = self._workflows.get(workflow_id)
+        if record is not None:
+            return record.spec, record.update_time
+        spec = pattern_workflow(workflow_id) if self.config.pattern_workflows else None
+        # Implicit workflows were "edited" when the emulator started.
+        return None if spec is None else (spec, epoch_ms(self.started_at))
+
     def has_workflow(self, workflow_id: str) -> bool:
         with self._lock:
-            return workflow_id in self._workflows
+            return self._workflow(workflow_id) is not None
 
     def create_execution(self, workflow_id: str, created_by: str, started_ago: float = 0.0) -> str | None:
         """Start an execution on behalf of ``created_by``; None when the workflow does not exist.
@@ -540,11 +702,12 @@ class EmulatorState:
         ):
             raise ValueError("started_ago must be a non-negative number of seconds")
         with self._lock:
-            record = self._workflows.get(workflow_id)
-            if record is None:
+            found = self._workflow(workflow_id)
+            if found is None:
                 return None
+            spec, edit_time = found
             begin = self.now() - started_ago
-            execution = Execution.create(record.spec, record.update_time, created_by, begin)
+            execution = Execution.create(spec, edit_time, created_by, begin)
             self._executions[execution.execution_id] = execution
             last = self._last_execution.get(execution.workflow_id)
             # A run backdated before the current last one does not replace it.
@@ -593,6 +756,39 @@ class EmulatorState:
                 return "finished"
             execution.cancelled_at = now
             return "cancelled"
+
+    def operate(self, workflow_id: str, execution_id: str, action: str, node_id: str) -> tuple[str, str]:
+        """Apply a node operation (§1.5) now.
+
+        Returns ``("accepted", "")``, ``("missing", "")`` for an unknown
+        execution, or ``("refused", message)`` when the action does not fit the
+        execution's state; the message names the action, the node and both states.
+        """
+        if action not in OPERATION_ACTIONS:
+            raise ValueError(f"action must be one of {', '.join(OPERATION_ACTIONS)}")
+        with self._lock:
+            execution = self._find(workflow_id, execution_id)
+            if execution is None:
+                return "missing", ""
+            refusal = execution.operate(action, node_id, self.now())
+            return ("accepted", "") if refusal is None else ("refused", refusal)
+
+    def set_trigger(self, workflow_id: str, action: str) -> str:
+        """Enable or disable a workflow's trigger (§1.8).
+
+        Returns ``"ok"``, ``"missing"`` (no such workflow) or ``"no_trigger"``
+        (a workflow without a schedule: any type but ``cron``).
+        """
+        if action not in TRIGGER_ACTIONS:
+            raise ValueError(f"action must be one of {', '.join(TRIGGER_ACTIONS)}")
+        with self._lock:
+            found = self._workflow(workflow_id)
+            if found is None:
+                return "missing"
+            if found[0].type != "cron":
+                return "no_trigger"
+            self._trigger_status[workflow_id] = action
+            return "ok"
 
     def list_workflows(self, query: WorkflowQuery) -> tuple[list[JsonDict], int]:
         """One page of ``Workflow`` objects matching the query, and the total match count."""
@@ -646,8 +842,8 @@ class EmulatorState:
             "is_delete": False,
             "steps": [],
             "output": "",
-            "trigger_id": "",
-            "trigger_status": "",
+            "trigger_id": uuid.uuid5(_TRIGGER_NAMESPACE, spec.id).hex if spec.type == "cron" else "",
+            "trigger_status": self._trigger_status.get(spec.id, ""),
             "approve_id": "",
             "template_i18n": {"en-us": {}, "zh-cn": {}},
             "enterprise_project_id": "0",

@@ -43,6 +43,7 @@ from airflow_provider_aom.emulator import (
     default_workflows,
     payloads,
 )
+from airflow_provider_aom.emulator.state import WorkflowQuery, epoch_ms
 from tests.polling import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,6 +56,14 @@ TERMINAL = {"success", "fail", "cancel"}
 MIB = 1024 * 1024
 
 
+#: The default workflows these tests list exactly (the ones the example DAGs need are left out).
+CORE_WORKFLOW_IDS = ("wf-success", "wf-fail", "wf-approval", "wf-long")
+
+
+def core_workflows() -> list[WorkflowSpec]:
+    return [spec for spec in default_workflows() if spec.id in CORE_WORKFLOW_IDS]
+
+
 def run_python(*args: str) -> subprocess.CompletedProcess[str]:
     """This interpreter with ``args``, the checkout first on its path; output captured."""
     return subprocess.run(
@@ -64,7 +73,7 @@ def run_python(*args: str) -> subprocess.CompletedProcess[str]:
 
 def fast_workflows() -> list[WorkflowSpec]:
     return [
-        *default_workflows(),
+        *core_workflows(),
         WorkflowSpec(id="fast-success", name="fast success", outcome="success", duration=FAST),
         WorkflowSpec(id="fast-fail", name="fast fail", outcome="fail", duration=FAST),
         WorkflowSpec(
@@ -752,6 +761,557 @@ def test_workflow_list_filters_and_pages(emu: AomEmulator, http: requests.Sessio
         response = http.post(url, headers=headers, json=bad)
         assert response.status_code == 400, bad
         assert response.json() == {"error_code": "AOM.31001302", "error_msg": "Invalid param", "http_code": 400}
+
+
+# -- node operations (§1.5) ---------------------------------------------------
+
+#: Each task of these workflows takes OPS_HALF seconds: long enough to read a
+#: restarted node while it runs, short enough to wait for its end.
+OPS_DURATION = 2.0
+OPS_HALF = OPS_DURATION / 2
+#: Backdating an execution this far puts it past its first waiting point.
+LONG_AGO = 30.0
+
+
+def ops_workflows() -> list[WorkflowSpec]:
+    return [
+        WorkflowSpec(id="op-success", name="op success", outcome="success", duration=OPS_DURATION),
+        WorkflowSpec(id="op-fail", name="op fail", outcome="fail", duration=OPS_DURATION),
+        WorkflowSpec(id="op-pause-on-fail", name="op pause on fail", outcome="pause_on_fail", duration=OPS_DURATION),
+        WorkflowSpec(id="op-pause", name="op pause", outcome="pause", duration=OPS_DURATION),
+        WorkflowSpec(
+            id="op-approval", name="op approval", outcome="approval", duration=OPS_DURATION, approvers=["ops-lead"]
+        ),
+    ]
+
+
+@pytest.fixture
+def ops_emu() -> Iterator[AomEmulator]:
+    config = EmulatorConfig(static_tokens=[STATIC], workflows=[*core_workflows(), *ops_workflows()])
+    with AomEmulator(config) as emulator:
+        yield emulator
+
+
+def backdated(emu: AomEmulator, workflow_id: str, ago: float = LONG_AGO) -> str:
+    """An execution of ``workflow_id`` that started ``ago`` seconds ago."""
+    execution_id = emu.state.create_execution(workflow_id, DEFAULT_IAM_USER, started_ago=ago)
+    assert execution_id is not None
+    return execution_id
+
+
+def operate(
+    emu: AomEmulator,
+    http: requests.Session,
+    workflow_id: str,
+    execution_id: str,
+    query: Any,
+) -> requests.Response:
+    url = emu.base_url + aom(f"/workflow/{workflow_id}/executions/{execution_id}/operation")
+    return http.post(url, params=query, headers={"X-Auth-Token": STATIC})
+
+
+def accept(
+    emu: AomEmulator, http: requests.Session, workflow_id: str, execution_id: str, action: str, node: str
+) -> None:
+    response = operate(emu, http, workflow_id, execution_id, {"action": action, "node_id": node})
+    assert response.status_code == 200, response.text
+    assert response.json() == {"result": "success"}
+
+
+def assert_refused(response: requests.Response, message: str) -> None:
+    assert response.status_code == 400, response.text
+    assert response.json() == {"error_code": "AOM.31001302", "error_msg": message, "http_code": 400}
+
+
+def nodes_by_id(detail: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {node["node_id"]: node for node in detail["execution_result_list"]}
+
+
+def wait_status(
+    emu: AomEmulator, http: requests.Session, workflow_id: str, execution_id: str, wanted: str
+) -> dict[str, Any]:
+    """The execution detail once its status is ``wanted``."""
+
+    def reached() -> dict[str, Any] | None:
+        detail = status_of(emu, http, workflow_id, execution_id)
+        return detail if detail["status"] == wanted else None
+
+    return wait_for(reached, timeout=10, what=f"{workflow_id} {execution_id} to be {wanted}")
+
+
+def last_operation_ms(emu: AomEmulator, execution_id: str) -> int:
+    return epoch_ms(emu.state.operations(execution_id)[-1]["time"])
+
+
+def test_fail_outcome_restart_after_the_end_reruns_the_node_then_succeeds(
+    ops_emu: AomEmulator, http: requests.Session
+) -> None:
+    emu = ops_emu
+    execution_id = backdated(emu, "op-fail")
+    failed = status_of(emu, http, "op-fail", execution_id)
+    assert failed["status"] == "fail" and failed["end_time"] > 0
+    first_node, failed_node = failed["execution_result_list"]
+    assert (first_node["status"], failed_node["status"]) == ("success", "fail")
+    assert failed_node["output"] == {
+        "code": 1,
+        "message": "node_2 failed: script exited with code 1",
+        "error_msg": "script exited with code 1",
+    }
+
+    accept(emu, http, "op-fail", execution_id, "restart", "node_2")
+    restart_ms = last_operation_ms(emu, execution_id)
+    running = status_of(emu, http, "op-fail", execution_id)
+    assert running["status"] == "executing" and running["end_time"] == 0
+    rerun = nodes_by_id(running)["node_2"]
+    assert rerun["status"] == "executing" and rerun["output"] == {}
+    assert rerun["begin_time"] == restart_ms and rerun["end_time"] == 0
+    assert rerun["function_execution_id"] != failed_node["function_execution_id"]
+    assert nodes_by_id(running)["node_1"] == first_node
+    assert running["last_update_time"] == restart_ms
+
+    done = wait_status(emu, http, "op-fail", execution_id, "success")
+    second_run = nodes_by_id(done)["node_2"]
+    assert second_run["status"] == "success"
+    assert second_run["output"] == {"code": 0, "message": "node_2 finished successfully on run 2"}
+    assert second_run["begin_time"] == restart_ms
+    assert second_run["end_time"] == pytest.approx(restart_ms + OPS_HALF * 1000, abs=1)
+    assert done["end_time"] == done["last_update_time"] == second_run["end_time"]
+    assert [(op["action"], op["node_id"]) for op in emu.state.operations(execution_id)] == [("restart", "node_2")]
+
+    assert_refused(
+        operate(emu, http, "op-fail", execution_id, {"action": "restart", "node_id": "node_2"}),
+        "action restart refused: node node_2 is success, execution is success",
+    )
+
+
+def test_pause_on_fail_waits_pausing_then_restart_reruns_the_node(ops_emu: AomEmulator, http: requests.Session) -> None:
+    emu = ops_emu
+    execution_id = backdated(emu, "op-pause-on-fail")
+    paused = status_of(emu, http, "op-pause-on-fail", execution_id)
+    assert paused["status"] == "pausing" and paused["end_time"] == 0
+    failed_node = nodes_by_id(paused)["node_2"]
+    assert failed_node["status"] == "fail" and failed_node["end_time"] > 0
+    assert "failed" in failed_node["output"]["message"]
+    # Paused for good until someone acts: still the same later on.
+    assert status_of(emu, http, "op-pause-on-fail", execution_id) == paused
+
+    accept(emu, http, "op-pause-on-fail", execution_id, "restart", "node_2")
+    restart_ms = last_operation_ms(emu, execution_id)
+    running = status_of(emu, http, "op-pause-on-fail", execution_id)
+    assert running["status"] == "executing" and running["end_time"] == 0
+    assert nodes_by_id(running)["node_2"]["status"] == "executing"
+    assert nodes_by_id(running)["node_2"]["begin_time"] == restart_ms
+
+    done = wait_status(emu, http, "op-pause-on-fail", execution_id, "success")
+    node = nodes_by_id(done)["node_2"]
+    assert node["output"] == {"code": 0, "message": "node_2 finished successfully on run 2"}
+    assert node["begin_time"] == restart_ms and done["end_time"] == node["end_time"] > restart_ms
+
+
+def test_pause_on_fail_skip_marks_the_node_skipped_and_ends_success(
+    ops_emu: AomEmulator, http: requests.Session
+) -> None:
+    emu = ops_emu
+    execution_id = backdated(emu, "op-pause-on-fail")
+    before = nodes_by_id(status_of(emu, http, "op-pause-on-fail", execution_id))["node_2"]
+
+    accept(emu, http, "op-pause-on-fail", execution_id, "skip", "node_2")
+    skip_ms = last_operation_ms(emu, execution_id)
+    done = status_of(emu, http, "op-pause-on-fail", execution_id)
+    assert done["status"] == "success"
+    assert [node["node_id"] for node in done["execution_result_list"]] == ["node_1", "node_2"]
+    skipped = nodes_by_id(done)["node_2"]
+    assert skipped["status"] == "skip" and skipped["output"] == {"message": "skipped by user"}
+    assert skipped["begin_time"] == before["begin_time"] and skipped["end_time"] == skip_ms
+    assert done["end_time"] == done["last_update_time"] == skip_ms
+    assert [(op["action"], op["node_id"]) for op in emu.state.operations(execution_id)] == [("skip", "node_2")]
+
+    assert_refused(
+        operate(emu, http, "op-pause-on-fail", execution_id, {"action": "skip", "node_id": "node_2"}),
+        "action skip refused: node node_2 is skip, execution is success",
+    )
+
+
+def test_pause_continue_passes_the_pause_node_then_runs_node_2(ops_emu: AomEmulator, http: requests.Session) -> None:
+    emu = ops_emu
+    execution_id = backdated(emu, "op-pause")
+    paused = status_of(emu, http, "op-pause", execution_id)
+    assert paused["status"] == "pausing" and paused["end_time"] == 0
+    assert [(node["node_id"], node["status"]) for node in paused["execution_result_list"]] == [
+        ("node_1", "success"),
+        ("pause_1", "pausing"),
+    ]
+    pause_node = nodes_by_id(paused)["pause_1"]
+    assert pause_node["end_time"] == 0 and pause_node["begin_time"] == nodes_by_id(paused)["node_1"]["end_time"]
+
+    accept(emu, http, "op-pause", execution_id, "continue", "pause_1")
+    continue_ms = last_operation_ms(emu, execution_id)
+    running = status_of(emu, http, "op-pause", execution_id)
+    assert running["status"] == "executing" and running["end_time"] == 0
+    passed, node_2 = nodes_by_id(running)["pause_1"], nodes_by_id(running)["node_2"]
+    assert passed["status"] == "success" and passed["end_time"] == continue_ms
+    assert node_2["status"] == "executing" and node_2["begin_time"] == continue_ms and node_2["end_time"] == 0
+
+    done = wait_status(emu, http, "op-pause", execution_id, "success")
+    assert [node["status"] for node in done["execution_result_list"]] == ["success", "success", "success"]
+    finished = nodes_by_id(done)["node_2"]
+    assert finished["output"] == {"code": 0, "message": "node_2 finished successfully"}
+    assert finished["end_time"] == pytest.approx(continue_ms + OPS_HALF * 1000, abs=1)
+    assert done["end_time"] == done["last_update_time"] == finished["end_time"]
+
+
+@pytest.mark.parametrize(
+    ("workflow_id", "ago", "cancelled", "action", "node_id", "node_state", "execution_status"),
+    [
+        # Still executing: nothing waits for an operation.
+        ("op-fail", 0, False, "restart", "node_1", "is executing", "executing"),
+        ("op-fail", 0, False, "skip", "node_2", "has not started", "executing"),
+        ("op-pause", 0, False, "continue", "pause_1", "has not started", "executing"),
+        # Ended success.
+        ("op-success", LONG_AGO, False, "restart", "node_2", "is success", "success"),
+        ("op-success", LONG_AGO, False, "skip", "node_1", "is success", "success"),
+        # Ended fail: only a restart of the failed node fits.
+        ("op-fail", LONG_AGO, False, "skip", "node_2", "is fail", "fail"),
+        ("op-fail", LONG_AGO, False, "continue", "node_2", "is fail", "fail"),
+        ("op-fail", LONG_AGO, False, "restart", "node_1", "is success", "fail"),
+        # Paused on a failed node: continue does not fit, nor another node.
+        ("op-pause-on-fail", LONG_AGO, False, "continue", "node_2", "is fail", "pausing"),
+        ("op-pause-on-fail", LONG_AGO, False, "skip", "node_1", "is success", "pausing"),
+        # Paused on a pause node: restart and skip do not fit it, nor a node after it.
+        ("op-pause", LONG_AGO, False, "restart", "pause_1", "is pausing", "pausing"),
+        ("op-pause", LONG_AGO, False, "skip", "pause_1", "is pausing", "pausing"),
+        ("op-pause", LONG_AGO, False, "continue", "node_2", "has not started", "pausing"),
+        # Unknown node ids.
+        ("op-pause", LONG_AGO, False, "continue", "pause_9", "does not exist", "pausing"),
+        ("op-pause-on-fail", LONG_AGO, False, "restart", "node_3", "does not exist", "pausing"),
+        # Waiting for approval: no operation moves it.
+        ("op-approval", LONG_AGO, False, "continue", "approval_1", "is waitApproval", "waitApproval"),
+        ("op-approval", LONG_AGO, False, "skip", "approval_1", "is waitApproval", "waitApproval"),
+        # Cancelled executions take no operation, even where they waited for one.
+        ("op-pause-on-fail", LONG_AGO, True, "restart", "node_2", "is fail", "cancel"),
+        ("op-pause", LONG_AGO, True, "continue", "pause_1", "is cancel", "cancel"),
+        ("op-success", 0, True, "restart", "node_1", "is cancel", "cancel"),
+    ],
+)
+def test_operation_that_does_not_fit_the_state_is_refused(
+    ops_emu: AomEmulator,
+    http: requests.Session,
+    workflow_id: str,
+    ago: float,
+    cancelled: bool,
+    action: str,
+    node_id: str,
+    node_state: str,
+    execution_status: str,
+) -> None:
+    emu = ops_emu
+    execution_id = backdated(emu, workflow_id, ago)
+    if cancelled:
+        assert emu.state.terminate(workflow_id, execution_id) == "cancelled"
+    before = status_of(emu, http, workflow_id, execution_id)
+    assert before["status"] == execution_status
+    response = operate(emu, http, workflow_id, execution_id, {"action": action, "node_id": node_id})
+    assert_refused(response, f"action {action} refused: node {node_id} {node_state}, execution is {execution_status}")
+    assert emu.state.operations(execution_id) == []
+    assert status_of(emu, http, workflow_id, execution_id)["status"] == execution_status
+
+
+def test_operation_parameter_errors_and_unknown_ids(ops_emu: AomEmulator, http: requests.Session) -> None:
+    emu = ops_emu
+    execution_id = backdated(emu, "op-pause")
+    invalid = {"error_code": "AOM.31001302", "error_msg": "Invalid param", "http_code": 400}
+    bad_queries: list[Any] = [
+        {"node_id": "pause_1"},
+        {"action": "continue"},
+        {"action": "pause", "node_id": "pause_1"},
+        {"action": "CONTINUE", "node_id": "pause_1"},
+        {"action": "", "node_id": "pause_1"},
+        {"action": "continue", "node_id": ""},
+        {"action": "continue", "node_id": "n" * 65},
+        [("action", "continue"), ("action", "continue"), ("node_id", "pause_1")],
+        "",
+    ]
+    for query in bad_queries:
+        response = operate(emu, http, "op-pause", execution_id, query)
+        assert response.status_code == 400, query
+        assert response.json() == invalid, query
+    query = {"action": "continue", "node_id": "pause_1"}
+    missing_execution = operate(emu, http, "op-pause", "nope", query)
+    assert missing_execution.status_code == 404
+    assert missing_execution.json() == {
+        "error_code": "AOM.31001307",
+        "error_msg": "execution not exist.",
+        "http_code": 404,
+    }
+    # An execution of another workflow is unknown under this one.
+    assert operate(emu, http, "op-fail", execution_id, query).status_code == 404
+    missing_workflow = operate(emu, http, "nope", execution_id, query)
+    assert missing_workflow.status_code == 404 and missing_workflow.json()["error_code"] == "AOM.31001306"
+    assert emu.state.operations(execution_id) == []
+    assert status_of(emu, http, "op-pause", execution_id)["status"] == "pausing"
+    with pytest.raises(KeyError):
+        emu.state.operations("nope")
+    with pytest.raises(ValueError):
+        emu.state.operate("op-pause", execution_id, "pause", "pause_1")
+
+
+def test_operation_with_aksk_signature(ops_emu: AomEmulator, http: requests.Session) -> None:
+    execution_id = backdated(ops_emu, "op-pause")
+    path = aom(f"/workflow/op-pause/executions/{execution_id}/operation")
+    query = "action=continue&node_id=pause_1"
+    headers = signed_headers(ops_emu, "POST", path, query)
+    response = http.post(f"{ops_emu.base_url}{path}?{query}", headers=headers)
+    assert response.status_code == 200 and response.json() == {"result": "success"}
+    assert [(op["action"], op["node_id"]) for op in ops_emu.state.operations(execution_id)] == [("continue", "pause_1")]
+
+
+def test_terminate_paused_and_restarted_executions(ops_emu: AomEmulator, http: requests.Session) -> None:
+    emu = ops_emu
+    headers = {"X-Auth-Token": STATIC}
+
+    def terminate(workflow_id: str, execution_id: str) -> requests.Response:
+        return http.post(
+            emu.base_url + aom(f"/workflow/{workflow_id}/executions/{execution_id}/terminate"), headers=headers
+        )
+
+    paused = backdated(emu, "op-pause")
+    assert terminate("op-pause", paused).json() == {"result": "success"}
+    cancelled = status_of(emu, http, "op-pause", paused)
+    cancel_ms = cancelled["end_time"]
+    assert cancelled["status"] == "cancel" and abs(cancel_ms / 1000 - time.time()) < 5
+    pause_node = nodes_by_id(cancelled)["pause_1"]
+    assert pause_node["status"] == "cancel" and pause_node["end_time"] == cancel_ms
+    assert pause_node["output"] == {"message": "execution terminated by user"}
+    assert nodes_by_id(cancelled)["node_1"]["status"] == "success"
+    assert cancelled["last_update_time"] == cancel_ms
+    assert terminate("op-pause", paused).status_code == 400
+
+    # A failed node that waits for restart/skip stays failed once the execution is cancelled.
+    failed = backdated(emu, "op-pause-on-fail")
+    assert terminate("op-pause-on-fail", failed).status_code == 200
+    detail = status_of(emu, http, "op-pause-on-fail", failed)
+    assert detail["status"] == "cancel" and detail["end_time"] > 0
+    assert nodes_by_id(detail)["node_2"]["status"] == "fail"
+    assert detail["last_update_time"] == detail["end_time"]
+
+    # A fail outcome is terminal, but once restarted it runs again and can be cancelled.
+    ended = backdated(emu, "op-fail")
+    assert terminate("op-fail", ended).status_code == 400
+    accept(emu, http, "op-fail", ended, "restart", "node_2")
+    assert terminate("op-fail", ended).status_code == 200
+    detail = status_of(emu, http, "op-fail", ended)
+    assert detail["status"] == "cancel"
+    rerun = nodes_by_id(detail)["node_2"]
+    assert rerun["status"] == "cancel" and rerun["end_time"] == detail["end_time"]
+    assert rerun["begin_time"] == last_operation_ms(emu, ended)
+
+
+def test_execution_list_briefs_show_node_operations(ops_emu: AomEmulator, http: requests.Session) -> None:
+    emu = ops_emu
+    execution_id = backdated(emu, "op-pause-on-fail")
+    accept(emu, http, "op-pause-on-fail", execution_id, "skip", "node_2")
+    response = http.get(emu.base_url + aom("/workflow/op-pause-on-fail/executions"), headers={"X-Auth-Token": STATIC})
+    [brief] = response.json()
+    assert brief["status"] == "success"
+    assert [(node["node_id"], node["status"]) for node in brief["execution_result_list"]] == [
+        ("node_1", "success"),
+        ("node_2", "skip"),
+    ]
+    assert brief["end_time"] == last_operation_ms(emu, execution_id)
+
+
+def test_admin_executions_include_operations(ops_emu: AomEmulator, http: requests.Session) -> None:
+    emu = ops_emu
+    execution_id = backdated(emu, "op-pause")
+    accept(emu, http, "op-pause", execution_id, "continue", "pause_1")
+    [listed] = http.get(emu.base_url + "/_emulator/executions").json()
+    assert listed["execution_id"] == execution_id
+    [operation] = listed["operations"]
+    assert set(operation) == {"time", "action", "node_id"}
+    assert (operation["action"], operation["node_id"]) == ("continue", "pause_1")
+    assert abs(operation["time"] - time.time()) < 5
+    assert listed["operations"] == emu.state.operations(execution_id)
+    # The state's own list stays the plain briefs.
+    assert "operations" not in emu.state.executions()[0]
+
+
+def test_admin_workflows_take_type_and_the_new_outcomes(emu: AomEmulator, http: requests.Session) -> None:
+    admin = emu.base_url + "/_emulator/workflows"
+    for outcome in ("pause", "pause_on_fail"):
+        spec = {"id": f"wf-{outcome}", "outcome": outcome, "duration": 0, "type": "cron"}
+        assert http.post(admin, json=spec).json() == {"result": "ok"}
+    stored = {w["id"]: w for w in http.get(admin).json()}
+    assert stored["wf-pause"]["type"] == "cron" and stored["wf-pause_on_fail"]["outcome"] == "pause_on_fail"
+    paused = execute(emu, http, "wf-pause")
+    assert nodes_by_id(status_of(emu, http, "wf-pause", paused))["pause_1"]["status"] == "pausing"
+    failed = execute(emu, http, "wf-pause_on_fail")
+    assert status_of(emu, http, "wf-pause_on_fail", failed)["status"] == "pausing"
+    listed = http.post(emu.base_url + aom("/workflow-list"), headers={"X-Auth-Token": STATIC}, json={"type": "cron"})
+    assert {w["id"]: w["trigger_status"] for w in listed.json()["elements"]} == {
+        "fast-approval": "enable",
+        "wf-pause": "enable",
+        "wf-pause_on_fail": "enable",
+    }
+
+
+# -- trigger switch (§1.8) ----------------------------------------------------
+
+
+def set_trigger(emu: AomEmulator, http: requests.Session, workflow_id: str, query: Any) -> requests.Response:
+    url = emu.base_url + aom(f"/workflow/{workflow_id}/trigger/action")
+    return http.put(url, params=query, headers={"X-Auth-Token": STATIC})
+
+
+def triggers(emu: AomEmulator, http: requests.Session) -> dict[str, tuple[str, str]]:
+    """``(trigger_status, trigger_id)`` of every workflow in the list."""
+    response = http.post(emu.base_url + aom("/workflow-list"), headers={"X-Auth-Token": STATIC}, json={"size": 100})
+    return {w["id"]: (w["trigger_status"], w["trigger_id"]) for w in response.json()["elements"]}
+
+
+def test_trigger_switch_enable_and_disable_a_cron_workflow(emu: AomEmulator, http: requests.Session) -> None:
+    initial = triggers(emu, http)
+    status, trigger_id = initial["fast-approval"]
+    assert status == "enable" and re.fullmatch(r"[0-9a-f]{32}", trigger_id)
+    assert {initial[w] for w in initial if w != "fast-approval"} == {("", "")}
+
+    response = set_trigger(emu, http, "fast-approval", {"action": "disable"})
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "application/json"
+    assert response.content == b'"success"' and response.json() == "success"
+    assert triggers(emu, http)["fast-approval"] == ("disable", trigger_id)
+    # Idempotent: disabling again is fine.
+    assert set_trigger(emu, http, "fast-approval", {"action": "disable"}).status_code == 200
+    assert set_trigger(emu, http, "fast-approval", {"action": "enable"}).status_code == 200
+    assert triggers(emu, http)["fast-approval"] == ("enable", trigger_id)
+
+
+def test_trigger_switch_refuses_manual_unknown_and_invalid(emu: AomEmulator, http: requests.Session) -> None:
+    manual = set_trigger(emu, http, "wf-success", {"action": "enable"})
+    assert manual.status_code == 400
+    assert manual.json() == {
+        "error_code": "AOM.31001302",
+        "error_msg": "workflow wf-success has no trigger: it is not a cron workflow.",
+        "http_code": 400,
+    }
+    unknown = set_trigger(emu, http, "nope", {"action": "enable"})
+    assert unknown.status_code == 404
+    assert unknown.json() == {"error_code": "AOM.31001306", "error_msg": "workflow not exist.", "http_code": 404}
+    invalid = {"error_code": "AOM.31001302", "error_msg": "Invalid param", "http_code": 400}
+    for query in [{}, {"action": "pause"}, {"action": ""}, {"action": "Enable"}, [("action", "enable")] * 2]:
+        response = set_trigger(emu, http, "fast-approval", query)
+        assert response.status_code == 400, query
+        assert response.json() == invalid, query
+    assert triggers(emu, http)["fast-approval"][0] == "enable"
+    assert triggers(emu, http)["wf-success"] == ("", "")
+
+
+def test_trigger_switch_survives_a_cron_replacement_only(emu: AomEmulator, http: requests.Session) -> None:
+    assert set_trigger(emu, http, "fast-approval", {"action": "disable"}).status_code == 200
+    emu.state.add_workflow(
+        WorkflowSpec(id="fast-approval", name="still cron", outcome="success", duration=0, type="cron")
+    )
+    assert triggers(emu, http)["fast-approval"][0] == "disable"
+    emu.state.add_workflow(WorkflowSpec(id="fast-approval", name="now manual", outcome="success", duration=0))
+    assert triggers(emu, http)["fast-approval"] == ("", "")
+    assert set_trigger(emu, http, "fast-approval", {"action": "enable"}).status_code == 400
+    emu.state.add_workflow(
+        WorkflowSpec(id="fast-approval", name="cron again", outcome="success", duration=0, type="cron")
+    )
+    assert triggers(emu, http)["fast-approval"][0] == "enable"
+
+
+# -- workflow list: same names, search, paging ---------------------------------
+
+
+def test_workflow_list_same_names_search_and_pages(emu: AomEmulator, http: requests.Session) -> None:
+    for index in range(5):
+        emu.state.add_workflow(
+            WorkflowSpec(id=f"backup-{index}", name="Nightly Backup", outcome="success", duration=1, type="cron")
+        )
+    emu.state.add_workflow(WorkflowSpec(id="other", name="other", outcome="pause_on_fail", duration=1))
+    url = emu.base_url + aom("/workflow-list")
+
+    def listing(query: dict[str, Any]) -> dict[str, Any]:
+        response = http.post(url, headers={"X-Auth-Token": STATIC}, json=query)
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    same = listing({"search": "nightly BACKUP"})
+    assert same["total_elements"] == 5
+    assert [w["id"] for w in same["elements"]] == [f"backup-{index}" for index in range(5)]
+    assert {w["name"] for w in same["elements"]} == {"Nightly Backup"}
+    pages = [listing({"search": "nightly", "page": page, "size": 2}) for page in (1, 2, 3, 4)]
+    assert [page["total_elements"] for page in pages] == [5, 5, 5, 5]
+    assert [[w["id"] for w in page["elements"]] for page in pages] == [
+        ["backup-0", "backup-1"],
+        ["backup-2", "backup-3"],
+        ["backup-4"],
+        [],
+    ]
+    # The description names the outcome, and search matches it too.
+    by_description = listing({"search": "PAUSE_ON_FAIL after"})
+    assert [w["id"] for w in by_description["elements"]] == ["other"]
+    assert listing({"search": "nightly", "size": 100})["total_elements"] == 5
+    assert len(listing({"size": 100})["elements"]) == 7 + 6
+    assert listing({"search": "nightly", "type": "manual"})["total_elements"] == 0
+    assert http.post(url, headers={"X-Auth-Token": STATIC}, json={"size": 0}).status_code == 400
+
+
+# -- pattern workflows -----------------------------------------------------------
+
+
+def test_pattern_workflows_exist_implicitly_when_enabled(http: requests.Session) -> None:
+    config = EmulatorConfig(static_tokens=[STATIC], pattern_workflows=True)
+    with AomEmulator(config) as emu:
+        quick = execute(emu, http, "wf-ok-trial-1")
+        detail = status_of(emu, http, "wf-ok-trial-1", quick)
+        assert detail["status"] == "executing" and detail["workflow_id"] == "wf-ok-trial-1"
+        # Three seconds: a run backdated by 3 s is over, one by 2.5 s is not.
+        assert status_of(emu, http, "wf-ok-x", backdated(emu, "wf-ok-x", 3.0))["status"] == "success"
+        assert status_of(emu, http, "wf-ok-x", backdated(emu, "wf-ok-x", 2.5))["status"] == "executing"
+        done = status_of(emu, http, "wf-ok-x", backdated(emu, "wf-ok-x", 3.0))
+        assert done["end_time"] - done["begin_time"] == pytest.approx(3000, abs=2)
+
+        slow = execute(emu, http, "wf-slow-trial-1")
+        # A year later it still runs.
+        assert status_of(emu, http, "wf-slow-y", backdated(emu, "wf-slow-y", 365 * 86400.0))["status"] == "executing"
+        listed = http.get(emu.base_url + aom("/workflow/wf-slow-trial-1/executions"), headers={"X-Auth-Token": STATIC})
+        assert [item["execution_id"] for item in listed.json()] == [slow]
+        terminate = http.post(
+            emu.base_url + aom(f"/workflow/wf-slow-trial-1/executions/{slow}/terminate"),
+            headers={"X-Auth-Token": STATIC},
+        )
+        assert terminate.status_code == 200
+        assert status_of(emu, http, "wf-slow-trial-1", slow)["status"] == "cancel"
+
+        # Only registered workflows are listed; the prefix alone names none.
+        names = http.post(emu.base_url + aom("/workflow-list"), headers={"X-Auth-Token": STATIC}, json={"size": 100})
+        assert [w["id"] for w in names.json()["elements"]] == [spec.id for spec in default_workflows()]
+        for workflow_id in ("wf-ok-", "wf-slow-", "wf-okay"):
+            response = http.post(
+                emu.base_url + aom(f"/workflow/{workflow_id}/executions"), headers={"X-Auth-Token": STATIC}
+            )
+            assert response.status_code == 404, workflow_id
+        assert set_trigger(emu, http, "wf-ok-trial-1", {"action": "enable"}).status_code == 400
+        assert emu.state.has_workflow("wf-ok-" + "x" * 58) and not emu.state.has_workflow("wf-ok-" + "x" * 59)
+
+
+def test_pattern_workflows_are_off_by_default(emu: AomEmulator, http: requests.Session) -> None:
+    assert EmulatorConfig().pattern_workflows is False
+    for workflow_id in ("wf-ok-1", "wf-slow-1"):
+        response = http.post(
+            emu.base_url + aom(f"/workflow/{workflow_id}/executions"), headers={"X-Auth-Token": STATIC}
+        )
+        assert response.status_code == 404
+        assert response.json()["error_code"] == "AOM.31001306"
+
+
+def test_registered_workflow_wins_over_a_pattern(http: requests.Session) -> None:
+    registered = WorkflowSpec(id="wf-ok-special", name="special", outcome="fail", duration=0)
+    with AomEmulator(EmulatorConfig(static_tokens=[STATIC], workflows=[registered], pattern_workflows=True)) as emu:
+        execution_id = execute(emu, http, "wf-ok-special")
+        assert status_of(emu, http, "wf-ok-special", execution_id)["status"] == "fail"
 
 
 def test_invalid_ids_and_foreign_project(emu: AomEmulator, http: requests.Session) -> None:
@@ -1466,3 +2026,83 @@ def test_cli_help_documents_defaults() -> None:
     assert result.returncode == 0
     for expected in ["8089", "127.0.0.1", DEFAULT_PROJECT_ID, DEFAULT_REGION, "--workflow", "wf-approval"]:
         assert expected in result.stdout
+    for expected in ["--pattern-workflows", "wf-ok-", "wf-slow-", "pause_on_fail", "continue"]:
+        assert expected in result.stdout
+
+
+def test_cli_serves_pattern_workflows_and_the_new_outcomes(http: requests.Session) -> None:
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "airflow_provider_aom.emulator",
+            "--port",
+            "0",
+            "--pattern-workflows",
+            "--workflow",
+            "cli-pause:pause:0",
+            "--workflow",
+            "cli-retry:pause_on_fail:0",
+            "--static-token",
+            "cli-token",
+            "--quiet",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=PYTHONPATH_ENV,
+        cwd=ROOT,
+    )
+    headers = {"X-Auth-Token": "cli-token"}
+    try:
+        url = _read_first_line(process).rstrip("\n")
+
+        def run(workflow_id: str) -> str:
+            response = http.post(url + aom(f"/workflow/{workflow_id}/executions"), headers=headers)
+            assert response.status_code == 200, response.text
+            return str(response.json()["execution_id"])
+
+        def status(workflow_id: str, execution_id: str) -> str:
+            path = aom(f"/workflow/{workflow_id}/executions/{execution_id}/status")
+            return str(http.get(url + path, headers=headers).json()["status"])
+
+        def act(workflow_id: str, execution_id: str, action: str, node_id: str) -> None:
+            path = aom(f"/workflow/{workflow_id}/executions/{execution_id}/operation")
+            response = http.post(url + path, params={"action": action, "node_id": node_id}, headers=headers)
+            assert response.status_code == 200, response.text
+
+        implicit = run("wf-ok-cli")
+        assert status("wf-ok-cli", implicit) == "executing"
+        paused = run("cli-pause")
+        assert status("cli-pause", paused) == "pausing"
+        act("cli-pause", paused, "continue", "pause_1")
+        assert status("cli-pause", paused) == "success"
+        failed = run("cli-retry")
+        assert status("cli-retry", failed) == "pausing"
+        act("cli-retry", failed, "skip", "node_2")
+        assert status("cli-retry", failed) == "success"
+        operations = {e["execution_id"]: e["operations"] for e in http.get(url + "/_emulator/executions").json()}
+        assert [(op["action"], op["node_id"]) for op in operations[paused]] == [("continue", "pause_1")]
+        assert operations[implicit] == []
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=10)
+        assert process.returncode == 0, stderr
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+
+def test_cli_rejects_an_unknown_outcome() -> None:
+    result = run_python("-m", "airflow_provider_aom.emulator", "--workflow", "x:maybe:1")
+    assert result.returncode == 2
+    assert "outcome must be one of success, fail, pause_on_fail, pause, approval" in result.stderr
+
+
+def test_reset_switches_triggers_back_to_their_initial_state(emu: AomEmulator) -> None:
+    """A test that disables a workflow's trigger must not leak that into the next one."""
+    emu.state.add_workflow(WorkflowSpec(id="wf-cron-reset", name="cron", outcome="success", duration=1, type="cron"))
+    assert emu.state.set_trigger("wf-cron-reset", "disable") == "ok"
+    emu.state.reset()
+    [workflow] = [w for w in emu.state.list_workflows(WorkflowQuery(search="cron"))[0] if w["id"] == "wf-cron-reset"]
+    assert workflow["trigger_status"] == "enable"
