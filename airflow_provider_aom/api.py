@@ -1,7 +1,15 @@
 """AOM and IAM API calls as data: request building and response parsing, no transport.
 
-Both the sync hook (``requests``) and the async trigger use these functions, so a
-path, a field name or an error rule exists exactly once.
+Both hooks use these, so a path, a field name or an error rule exists exactly once.
+
+* An AOM call is a :class:`Call`: how to build its request once the project id is known,
+  and how to read its answer. The hooks offer each one as a method (``verb`` in
+  :mod:`~airflow_provider_aom.hooks.aom`): sync on ``AomHook``, a coroutine on ``AomAsyncHook``.
+* A call that needs several steps and a decision (a submit whose answer was lost, a search
+  through pages) is a :data:`Plan`: a generator that yields calls and :class:`Pause`,
+  :class:`Identify` and :class:`Settings` steps and is sent their results, like the protocol
+  flows one level down. Both hooks run the same plan.
+* IAM requests are plain :class:`ApiRequest` values, used by the protocol flows.
 """
 
 from __future__ import annotations
@@ -9,18 +17,22 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-from airflow_provider_aom.auth.signer import canonical_query, encode_segment
+from airflow_provider_aom import endpoints
+from airflow_provider_aom.auth.signer import canonical_query
+from airflow_provider_aom.endpoints import Endpoint, Service
 from airflow_provider_aom.escaping import escape
 from airflow_provider_aom.exceptions import (
     AomApiError,
     AomConfigurationError,
     AomInvalidResponseError,
+    AomWorkflowNotFoundError,
     error_for_status,
 )
+from airflow_provider_aom.execution import parse_detail
 
 #: How much of an error body is kept for its message (AOM's ``error_msg`` is at most 1,024 characters).
 ERROR_BODY_BYTES = 64 * 1024
@@ -42,9 +54,34 @@ class ApiRequest:
     #: False for calls that start something (the execute POST): never re-sent blindly.
     idempotent: bool = True
     #: "aom" or "iam": which base URL the path belongs to.
-    service: str = "aom"
+    service: Service = "aom"
     #: Headers this call needs beyond the authentication ones (e.g. IAM's X-Subject-Token); may hold secrets.
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def to(
+        cls,
+        endpoint: Endpoint,
+        action: str,
+        *,
+        query: str = "",
+        body: bytes = b"",
+        headers: Mapping[str, str] | None = None,
+        **path: str,
+    ) -> ApiRequest:
+        """A request to ``endpoint`` with its placeholders filled (each value one percent-encoded segment)."""
+        if "project_id" in path:
+            check_project_id(path["project_id"])
+        return cls(
+            endpoint.method,
+            endpoint.format(**path),
+            action,
+            query=query,
+            body=body,
+            idempotent=endpoint.idempotent,
+            service=endpoint.service,
+            headers=headers or {},
+        )
 
 
 @dataclass(frozen=True)
@@ -100,47 +137,225 @@ def check_project_id(value: Any) -> str:
     return value
 
 
-def _workflow_path(project_id: str, workflow_id: str) -> str:
-    project = encode_segment(check_project_id(project_id))
-    return f"/v1/{project}/cms/workflow/{encode_segment(check_id('workflow_id', workflow_id))}"
+# --------------------------------------------------------------------------- calls and plans
+
+T = TypeVar("T")
 
 
-# --------------------------------------------------------------------------- AOM requests
+@dataclass(frozen=True)
+class Call(Generic[T]):
+    """One AOM call as data: its request once the project id is known, and how its answer is read."""
+
+    request: Callable[[str], ApiRequest]
+    parse: Callable[[ApiResponse, ApiRequest], T]
+    #: None: the connection's project id (or the one resolved from IAM).
+    project_id: str | None = None
+    #: Epoch seconds by which the call, retries included, must end; None: ``retry_total`` from now.
+    deadline: float | None = None
 
 
-def execute_workflow(project_id: str, workflow_id: str) -> ApiRequest:
-    return ApiRequest(
-        "POST",
-        _workflow_path(project_id, workflow_id) + "/executions",
-        action=f"Execute workflow {workflow_id!r}",
-        idempotent=False,
+@dataclass(frozen=True)
+class Pause:
+    """A plan step: wait ``seconds`` (the sync hook sleeps, the async hook awaits)."""
+
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Identify:
+    """A plan step: the connection's IAM user (:meth:`~airflow_provider_aom.protocol.AomProtocol.identity`)."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """A plan step: the connection's settings (:class:`~airflow_provider_aom.config.AomConnectionConfig`)."""
+
+
+PlanStep = Call[Any] | Pause | Identify | Settings
+#: Several calls and the decisions between them, run alike by both hooks.
+Plan = Generator[PlanStep, Any, T]
+
+
+def no_body(response: ApiResponse, request: ApiRequest) -> None:
+    """The parser of calls whose 2xx body carries nothing the provider uses (the transport capped it)."""
+
+
+# --------------------------------------------------------------------------- AOM calls
+
+
+def execute_workflow(workflow_id: str, project_id: str | None = None) -> Call[str]:
+    """Start an execution of ``workflow_id`` (not idempotent: never re-sent blindly); answers its ``execution_id``."""
+    check_id("workflow_id", workflow_id)
+    return Call(
+        lambda project: ApiRequest.to(
+            endpoints.EXECUTE_WORKFLOW,
+            f"Execute workflow {workflow_id!r}",
+            project_id=project,
+            workflow_id=workflow_id,
+        ),
+        parse_execution_id,
+        project_id,
     )
 
 
-def get_execution(project_id: str, workflow_id: str, execution_id: str) -> ApiRequest:
-    return ApiRequest(
-        "GET",
-        f"{_workflow_path(project_id, workflow_id)}/executions/"
-        f"{encode_segment(check_id('execution_id', execution_id))}/status",
-        action=f"Get execution {execution_id!r} of workflow {workflow_id!r}",
+def get_execution(
+    workflow_id: str, execution_id: str, project_id: str | None = None, *, deadline: float | None = None
+) -> Call[dict[str, Any]]:
+    """The execution detail (``status``, times, per-node ``execution_result_list`` …), checked field by field."""
+    check_id("workflow_id", workflow_id)
+    check_id("execution_id", execution_id)
+    return Call(
+        lambda project: ApiRequest.to(
+            endpoints.GET_EXECUTION,
+            f"Get execution {execution_id!r} of workflow {workflow_id!r}",
+            project_id=project,
+            workflow_id=workflow_id,
+            execution_id=execution_id,
+        ),
+        parse_execution,
+        project_id,
+        deadline,
     )
 
 
-def list_executions(project_id: str, workflow_id: str) -> ApiRequest:
-    return ApiRequest(
-        "GET",
-        _workflow_path(project_id, workflow_id) + "/executions",
-        action=f"List executions of workflow {workflow_id!r}",
+def list_executions(
+    workflow_id: str, project_id: str | None = None, *, deadline: float | None = None
+) -> Call[list[dict[str, Any]]]:
+    """The workflow's execution history (briefs, with ``created_by``)."""
+    check_id("workflow_id", workflow_id)
+    return Call(
+        lambda project: ApiRequest.to(
+            endpoints.LIST_EXECUTIONS,
+            f"List executions of workflow {workflow_id!r}",
+            project_id=project,
+            workflow_id=workflow_id,
+        ),
+        parse_execution_list,
+        project_id,
+        deadline,
     )
 
 
-def terminate_execution(project_id: str, workflow_id: str, execution_id: str) -> ApiRequest:
-    return ApiRequest(
-        "POST",
-        f"{_workflow_path(project_id, workflow_id)}/executions/"
-        f"{encode_segment(check_id('execution_id', execution_id))}/terminate",
-        action=f"Terminate execution {execution_id!r} of workflow {workflow_id!r}",
+def terminate_execution(
+    workflow_id: str, execution_id: str, project_id: str | None = None, *, deadline: float | None = None
+) -> Call[None]:
+    """Ask AOM to stop a running execution (it ends as ``cancel``)."""
+    check_id("workflow_id", workflow_id)
+    check_id("execution_id", execution_id)
+    return Call(
+        lambda project: ApiRequest.to(
+            endpoints.TERMINATE_EXECUTION,
+            f"Terminate execution {execution_id!r} of workflow {workflow_id!r}",
+            project_id=project,
+            workflow_id=workflow_id,
+            execution_id=execution_id,
+        ),
+        no_body,
+        project_id,
+        deadline,
     )
+
+
+def operate_execution(
+    workflow_id: str, execution_id: str, action: str, node_id: str, project_id: str | None = None
+) -> Call[Any]:
+    """One node operation (not idempotent): ``restart`` or ``skip`` a failed node, ``continue`` past a pause node.
+
+    Hooks offer the safe form, :func:`~airflow_provider_aom.recovery.operate_execution`.
+    """
+    check_id("workflow_id", workflow_id)
+    check_id("execution_id", execution_id)
+    check_id("node_id", node_id)
+    if action not in NODE_ACTIONS:
+        raise AomConfigurationError(f"action must be one of {', '.join(NODE_ACTIONS)}, got {escape(action, 20)!r}.")
+    return Call(
+        lambda project: ApiRequest.to(
+            endpoints.OPERATE_EXECUTION,
+            f"{action.capitalize()} node {node_id!r} of execution {execution_id!r} of workflow {workflow_id!r}",
+            query=canonical_query([("action", action), ("node_id", node_id)]),
+            project_id=project,
+            workflow_id=workflow_id,
+            execution_id=execution_id,
+        ),
+        parse_operation,
+        project_id,
+    )
+
+
+def set_workflow_trigger(workflow_id: str, enable: bool, project_id: str | None = None) -> Call[None]:
+    """Enable or disable the workflow's own trigger (its cron schedule in AOM)."""
+    check_id("workflow_id", workflow_id)
+    if not isinstance(enable, bool):
+        raise AomConfigurationError(f"enable must be true or false, got {type(enable).__name__}.")
+    action = "enable" if enable else "disable"
+    return Call(
+        lambda project: ApiRequest.to(
+            endpoints.SET_WORKFLOW_TRIGGER,
+            f"{action.capitalize()} the trigger of workflow {workflow_id!r}",
+            query=canonical_query([("action", action)]),
+            project_id=project,
+            workflow_id=workflow_id,
+        ),
+        no_body,
+        project_id,
+    )
+
+
+#: The node operations of reference §1.5.
+NODE_ACTIONS = ("restart", "skip", "continue")
+#: Workflows asked for per page when searching by name (the API's maximum).
+WORKFLOW_PAGE_SIZE = 100
+#: Pages read at most when searching by name: 10,000 workflows.
+MAX_WORKFLOW_PAGES = 100
+
+
+@dataclass(frozen=True)
+class WorkflowPage:
+    """One page of the workflow list, and how many workflows match in all."""
+
+    elements: list[dict[str, Any]]
+    total: int
+
+
+def list_workflows_page(
+    page: int, size: int = WORKFLOW_PAGE_SIZE, project_id: str | None = None, **filters: Any
+) -> Call[WorkflowPage]:
+    """One page of the workflow list with its ``total_elements``."""
+    listing = list_workflows(project_id, page=page, size=size, **filters)
+    return Call(listing.request, parse_workflow_page, project_id)
+
+
+def workflow_id_of(workflow: Mapping[str, Any]) -> str | None:
+    """A workflow object's id (``id``, or ``workflow_id``), when it is a valid id."""
+    for key in ("id", "workflow_id"):
+        if is_valid_id(workflow.get(key)):
+            return str(workflow[key])
+    return None
+
+
+def find_workflow(name: str, project_id: str | None = None) -> Plan[dict[str, Any]]:
+    """The one workflow whose name is exactly ``name``, reading the workflow list page by page.
+
+    None, or several (AOM lets workflows share a name): a configuration error naming every candidate.
+    """
+    check_id("workflow_name", name)
+    matches: list[dict[str, Any]] = []
+    for page in range(1, MAX_WORKFLOW_PAGES + 1):
+        found: WorkflowPage = yield list_workflows_page(page, project_id=project_id, search=name)
+        matches += [w for w in found.elements if w.get("name") == name and workflow_id_of(w)]
+        if not found.elements or page * WORKFLOW_PAGE_SIZE >= found.total:
+            break
+    if not matches:
+        raise AomWorkflowNotFoundError(
+            f"No workflow is named {escape(name, 64)!r} in this project: check the name (exact and case-sensitive) "
+            "and the connection's region and project, or give workflow_id."
+        )
+    if len(matches) > 1:
+        ids = ", ".join(escape(workflow_id_of(w), 64) for w in matches)
+        raise AomWorkflowNotFoundError(
+            f"{len(matches)} workflows are named {escape(name, 64)!r} (ids: {ids}); give workflow_id to choose one."
+        )
+    return matches[0]
 
 
 #: Fields of the documented ``WorkflowQueryParam`` body of the workflow list.
@@ -162,63 +377,56 @@ WORKFLOW_FILTERS = frozenset(
 )
 
 
-def list_workflows(project_id: str, filters: Mapping[str, Any]) -> ApiRequest:
+def list_workflows(
+    project_id: str | None = None, *, deadline: float | None = None, **filters: Any
+) -> Call[list[dict[str, Any]]]:
+    """Workflows of the project; ``filters`` are ``WorkflowQueryParam`` fields (search, type, page, size …)."""
     unknown = sorted(set(filters) - WORKFLOW_FILTERS)
     if unknown:
         raise AomConfigurationError(
             f"Unknown workflow-list filter(s) {', '.join(unknown)}; use {', '.join(sorted(WORKFLOW_FILTERS))}."
         )
-    return ApiRequest(
-        "POST",
-        f"/v1/{encode_segment(check_project_id(project_id))}/cms/workflow-list",
-        action="List workflows",
-        body=json.dumps(dict(filters), separators=(",", ":")).encode(),
+    body = json.dumps(filters, separators=(",", ":")).encode()
+    return Call(
+        lambda project: ApiRequest.to(endpoints.LIST_WORKFLOWS, "List workflows", body=body, project_id=project),
+        parse_workflow_list,
+        project_id,
+        deadline,
     )
+
 
 
 # --------------------------------------------------------------------------- IAM requests
 
 
 def list_projects(region: str) -> ApiRequest:
-    return ApiRequest(
-        "GET",
-        "/v3/projects",
-        action=f"Look up the project id of region {region!r}",
+    return ApiRequest.to(
+        endpoints.IAM_LIST_PROJECTS,
+        f"Look up the project id of region {region!r}",
         query=canonical_query([("name", region)]),
-        service="iam",
     )
 
 
 def verify_token(token: str) -> ApiRequest:
     """IAM ``GET /v3/auth/tokens``: a user may verify its own token, which names the user."""
-    return ApiRequest(
-        "GET",
-        "/v3/auth/tokens",
-        action="Look up the IAM user of the connection's token",
+    return ApiRequest.to(
+        endpoints.IAM_VERIFY_TOKEN,
+        "Look up the IAM user of the connection's token",
         query=canonical_query([("nocatalog", "true")]),
-        service="iam",
         headers={"X-Subject-Token": token},
     )
 
 
 def get_credential(access_key: str) -> ApiRequest:
     """IAM ``GET /v3.0/OS-CREDENTIAL/credentials/{access_key}``: a user may read its own permanent AK."""
-    return ApiRequest(
-        "GET",
-        f"/v3.0/OS-CREDENTIAL/credentials/{encode_segment(access_key)}",
-        action="Look up the IAM user of the connection's access key",
-        service="iam",
+    return ApiRequest.to(
+        endpoints.IAM_GET_CREDENTIAL, "Look up the IAM user of the connection's access key", access_key=access_key
     )
 
 
 def get_user(user_id: str) -> ApiRequest:
     """IAM ``GET /v3/users/{user_id}``: a user may read its own details."""
-    return ApiRequest(
-        "GET",
-        f"/v3/users/{encode_segment(check_id('user_id', user_id))}",
-        action="Look up the IAM user name",
-        service="iam",
-    )
+    return ApiRequest.to(endpoints.IAM_GET_USER, "Look up the IAM user name", user_id=check_id("user_id", user_id))
 
 
 def password_token(
@@ -235,13 +443,11 @@ def password_token(
             "scope": {"project": scope},
         }
     }
-    return ApiRequest(
-        "POST",
-        "/v3/auth/tokens",
-        action=f"Get an IAM token for user {username!r}",
+    return ApiRequest.to(
+        endpoints.IAM_ISSUE_TOKEN,
+        f"Get an IAM token for user {username!r}",
         query=canonical_query([("nocatalog", "true")]),
         body=json.dumps(body, separators=(",", ":")).encode(),
-        service="iam",
     )
 
 
@@ -303,10 +509,7 @@ def error_from_response(response: ApiResponse, request: ApiRequest) -> AomApiErr
 
 
 def check_success(response: ApiResponse, request: ApiRequest) -> ApiResponse:
-    """Raise the typed error for a status other than 2xx; else return the response.
-
-    Alone, it is the whole check for calls whose 2xx body is not specified (terminate).
-    """
+    """Raise the typed error for a status other than 2xx; else return the response."""
     if not 200 <= response.status < 300:
         raise error_from_response(response, request)
     return response
@@ -342,8 +545,6 @@ def parse_execution_id(response: ApiResponse, request: ApiRequest) -> str:
 
 def parse_execution(response: ApiResponse, request: ApiRequest) -> dict[str, Any]:
     """The execution detail, validated field by field (:func:`~airflow_provider_aom.execution.parse_detail`)."""
-    from airflow_provider_aom.execution import parse_detail
-
     return parse_detail(
         json_body(response, request), action=request.action, status=response.status, request_id=response.request_id
     )
@@ -357,11 +558,7 @@ def parse_execution_list(response: ApiResponse, request: ApiRequest) -> list[dic
 
 
 def parse_workflow_list(response: ApiResponse, request: ApiRequest) -> list[dict[str, Any]]:
-    payload = json_body(response, request)
-    elements = payload.get("elements") if isinstance(payload, Mapping) else None
-    if not isinstance(elements, list) or not all(isinstance(item, dict) for item in elements):
-        raise _invalid(request, response, "expected an object with an 'elements' array")
-    return elements
+    return parse_workflow_page(response, request).elements
 
 
 def parse_token_user(response: ApiResponse, request: ApiRequest) -> tuple[str | None, str | None]:
@@ -394,6 +591,24 @@ def name_and_id(user: Any) -> tuple[str | None, str | None]:
         return None, None
     name, user_id = user.get("name"), user.get("id")
     return (name if is_valid_id(name) else None), (user_id if is_valid_id(user_id) else None)
+
+
+def parse_workflow_page(response: ApiResponse, request: ApiRequest) -> WorkflowPage:
+    """``{"elements": [...], "total_elements": N}``; a missing or absurd total counts the page."""
+    payload = json_body(response, request)
+    elements = payload.get("elements") if isinstance(payload, Mapping) else None
+    if not isinstance(elements, list) or not all(isinstance(item, dict) for item in elements):
+        raise _invalid(request, response, "expected an object with an 'elements' array")
+    total = payload.get("total_elements")
+    if not isinstance(total, int) or isinstance(total, bool) or total < 0:
+        total = len(elements)
+    return WorkflowPage(elements, total)
+
+
+def parse_operation(response: ApiResponse, request: ApiRequest) -> Any:
+    """The operation's ``result`` (an object per the reference; only kept, never relied on)."""
+    payload = json_body(response, request)
+    return payload.get("result") if isinstance(payload, Mapping) else None
 
 
 def parse_project_id(response: ApiResponse, request: ApiRequest, region: str) -> str:

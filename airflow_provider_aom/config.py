@@ -32,9 +32,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from airflow_provider_aom import CONN_TYPE
+from airflow_provider_aom.exceptions import AomConfigurationError
 from airflow_provider_aom.retry import RetryPolicy
 
-CONN_TYPE = "huaweicloud_aom"
 AUTH_TYPES = ("aksk", "password", "token")
 DEFAULT_TIMEOUT = 30.0
 
@@ -52,6 +53,7 @@ def _mask(secret: str | None) -> None:
     """Register a secret with Airflow's masker as soon as it is read."""
     if not secret:
         return
+    # Resolved on first use: the masker is not needed to parse a DAG file.
     from airflow.providers.common.compat.sdk import mask_secret
 
     mask_secret(secret)
@@ -88,8 +90,6 @@ def _check_header_value(value: str | None, field_name: str, conn_id: str) -> Non
 
 
 def _error(message: str) -> Exception:
-    from airflow_provider_aom.exceptions import AomConfigurationError
-
     return AomConfigurationError(message)
 
 

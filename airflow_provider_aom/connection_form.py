@@ -10,15 +10,20 @@ Values are stored unprefixed in ``extra``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
+
+FieldKind = Literal["string", "password", "integer"]
 
 
 @dataclass(frozen=True)
 class FormField:
+    """One extra field of the form, stored unprefixed in ``extra``."""
+
     name: str
     label: str
     description: str
-    kind: str = "string"  # "string" | "password" | "integer"
+    #: "password" fields are masked in the UI; "integer" ones are numbers.
+    kind: FieldKind = "string"
     enum: tuple[str, ...] = ()
     default: Any = None
 
@@ -38,8 +43,20 @@ FIELDS: tuple[FormField, ...] = (
     FormField("domain_name", "Account name", "Account (domain) name of the IAM user; password auth only."),
     FormField("iam_endpoint", "IAM endpoint", "Default https://iam.{region}.myhuaweicloud.com."),
     FormField("security_token", "Security token", "Temporary AK/SK only (X-Security-Token).", kind="password"),
+    FormField(
+        "user_name",
+        "IAM user name",
+        "The IAM user this connection acts as; an execution adopted after an ambiguous submit must have been "
+        "created by it. Empty: looked up in IAM (set it for temporary AK/SK).",
+    ),
     FormField("verify", "Verify TLS", "true, false, or the path of a CA bundle.", default="true"),
-    FormField("timeout", "Timeout (s)", "Connect and read timeout in seconds.", kind="integer", default=30),
+    FormField(
+        "timeout",
+        "Timeout (s)",
+        "Seconds for one HTTP exchange: connect, send and the whole answer.",
+        kind="integer",
+        default=30,
+    ),
 )
 
 BEHAVIOUR: dict[str, Any] = {

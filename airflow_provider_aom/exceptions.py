@@ -150,6 +150,22 @@ class AomAmbiguousSubmitError(AomError, AirflowFailException):
     """A submit failed in a way that may have started an execution anyway: an Airflow retry could start a second."""
 
 
+class AomWorkflowNotFoundError(AomConfigurationError):
+    """No workflow, or more than one, has the name a task asked for."""
+
+
+class AomNodeActionRefusedError(AomError, AirflowFailException):
+    """AOM refused a node operation (restart, skip, continue); the message names the action, node and status."""
+
+
+class AomNothingToOperateError(AomError, AirflowFailException):
+    """A node operation without a node id found no failed node (restart, skip) or pause node (continue)."""
+
+
+class AomAmbiguousOperationError(AomError):
+    """A node operation got no clear answer and the execution shows no change: it was not re-sent."""
+
+
 class AomExecutionFailedError(AomError):
     """The workflow execution ended in a failure status."""
 

@@ -4,8 +4,10 @@ AOM's answer is untrusted. :func:`parse_detail` keeps each documented field only
 its documented type (a wrong-typed optional field is dropped with one warning per process)
 and refuses a detail without a usable ``status``. Everything kept is *storable*: JSON that
 Airflow can put in XCom, trigger events and the metadata DB on both supported versions (no
-NaN or infinity, nesting cut at :data:`MAX_DEPTH` levels). :func:`bounded` then fits a detail
-into a byte budget for XCom and trigger events, and :func:`node_lines` into a few log lines.
+NaN or infinity, nesting cut at :data:`MAX_DEPTH` levels). :func:`stored` gives the form that
+goes to XCom and trigger events: AOM's epoch-millisecond times as ISO-8601 UTC strings, the
+whole fitted into a byte budget. :func:`node_lines` and :func:`timing` describe it in a few
+log lines, and :class:`StatusTracker` logs a wait's status changes.
 """
 
 from __future__ import annotations
@@ -17,8 +19,11 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+import pendulum
+
 from airflow_provider_aom.escaping import escape
 from airflow_provider_aom.exceptions import AomInvalidResponseError
+from airflow_provider_aom.status import Outcome, StatusRules
 
 log = logging.getLogger(__name__)
 
@@ -27,10 +32,6 @@ log = logging.getLogger(__name__)
 MAX_DEPTH = 32
 #: Longest status kept (the API documents 1-32 characters).
 MAX_STATUS_LENGTH = 64
-#: Default byte budget of an execution detail in XCom or in a trigger event.
-DEFAULT_MAX_DETAIL_BYTES = 64 * 1024
-#: Smallest budget a caller may ask for: the ids, status, times and a truncation note fit in it.
-MIN_DETAIL_BYTES = 2 * 1024
 #: Node result lines logged at the end of a wait; failing nodes are always among them.
 MAX_NODE_LINES = 20
 
@@ -143,19 +144,43 @@ def parse_detail(payload: Any, *, action: str, status: int, request_id: str | No
 # --------------------------------------------------------------------------- bounding
 
 
-def check_max_detail_bytes(value: Any) -> int:
-    """Validate an operator's ``max_detail_bytes``."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < MIN_DETAIL_BYTES:
-        raise ValueError(f"max_detail_bytes must be an integer of at least {MIN_DETAIL_BYTES} (bytes of JSON).")
-    return value
-
-
 def _size(value: Any) -> int:
     return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
 
 
 def _failed(node: Mapping[str, Any]) -> bool:
     return str(node.get("status", "")).lower() not in _SUCCESS_NODE_STATUSES
+
+
+def moment(epoch_ms: Any) -> pendulum.DateTime | None:
+    """An AOM time (epoch milliseconds, ``0`` for "not yet") as a timezone-aware UTC time."""
+    if not _valid_time(epoch_ms) or epoch_ms == 0:
+        return None
+    return pendulum.from_timestamp(epoch_ms / 1000, tz="UTC")
+
+
+def _iso(epoch_ms: Any) -> str | None:
+    when = moment(epoch_ms)
+    return when.isoformat() if when is not None else None
+
+
+def with_iso_times(detail: Mapping[str, Any]) -> dict[str, Any]:
+    """``detail`` with its times (and its nodes' times) as ISO-8601 UTC strings; ``0`` becomes ``null``."""
+    result = {key: (_iso(value) if key in _TIME_FIELDS else value) for key, value in detail.items()}
+    nodes = detail.get("execution_result_list")
+    if isinstance(nodes, list):
+        result["execution_result_list"] = [
+            {key: (_iso(value) if key in _NODE_TIME_FIELDS else value) for key, value in node.items()}
+            if isinstance(node, Mapping)
+            else node
+            for node in nodes
+        ]
+    return result
+
+
+def stored(detail: Mapping[str, Any], max_bytes: int, console_url: str | None = None) -> dict[str, Any]:
+    """The detail as XCom and trigger events carry it: ISO-8601 times, at most ``max_bytes`` of JSON."""
+    return bounded(with_iso_times(detail), max_bytes, console_url)
 
 
 def bounded(detail: Mapping[str, Any], max_bytes: int, console_url: str | None = None) -> dict[str, Any]:
@@ -205,6 +230,15 @@ def bounded(detail: Mapping[str, Any], max_bytes: int, console_url: str | None =
     return {"status": result.get("status"), "truncated": {"reason": f"the detail exceeds {max_bytes} bytes"}}
 
 
+def node_outputs(detail: Mapping[str, Any]) -> dict[str, Any]:
+    """``{node_id: output}`` of a (stored) detail: what downstream tasks read from XCom ``node_outputs``."""
+    return {
+        node["node_id"]: node.get("output")
+        for node in detail.get("execution_result_list") or []
+        if isinstance(node, Mapping) and isinstance(node.get("node_id"), str)
+    }
+
+
 # --------------------------------------------------------------------------- describing
 
 
@@ -231,6 +265,16 @@ def node_lines(detail: Mapping[str, Any], limit: int = MAX_NODE_LINES) -> list[s
     return lines
 
 
+def timing(detail: Mapping[str, Any]) -> str | None:
+    """When the execution ran, as a log line's end: ``began …, ended … (3 minutes 12 seconds)``."""
+    began, ended = moment(detail.get("begin_time")), moment(detail.get("end_time"))
+    if began is None:
+        return None
+    if ended is None or ended < began:
+        return f"began {began.isoformat()}"
+    return f"began {began.isoformat()}, ended {ended.isoformat()} ({(ended - began).in_words() or '0 seconds'})"
+
+
 def approvers(detail: Mapping[str, Any]) -> str:
     names = detail.get("approve_user_name_list") or []
     return ", ".join(escape(n, 64) for n in names[:20]) if names else "no approvers listed"
@@ -242,3 +286,45 @@ def failure_message(workflow_id: str, execution_id: str, detail: Mapping[str, An
         f"AOM workflow {escape(workflow_id, 64)} execution {escape(execution_id, 64)} ended with status "
         f"{escape(detail.get('status'), 32)}" + (f"; failing node: {node}." if node else ".")
     )
+
+
+class StatusTracker:
+    """Logs each status change of one execution once (not every poll), and what a person must do."""
+
+    def __init__(
+        self, workflow_id: str, execution_id: str, rules: StatusRules, log: Any, last: str | None = None
+    ) -> None:
+        self.workflow_id = workflow_id
+        self.execution_id = execution_id
+        self.rules = rules
+        self.log = log
+        self.last = last
+
+    def observe(self, detail: Mapping[str, Any]) -> Outcome:
+        """Record a polled detail; returns what it means for the wait."""
+        status = str(detail.get("status", ""))
+        if status != self.last:
+            self.last = status
+            if self.rules.needs_person(status):
+                self.log.warning(
+                    "Execution %s of workflow %s is %s and needs a person (approvers: %s); it waits until then.",
+                    escape(self.execution_id, 64),
+                    escape(self.workflow_id, 64),
+                    escape(status, 64),
+                    approvers(detail),
+                )
+            else:
+                self.log.info(
+                    "Execution %s of workflow %s is %s.",
+                    escape(self.execution_id, 64),
+                    escape(self.workflow_id, 64),
+                    escape(status, 64),
+                )
+        outcome = self.rules.outcome(status)
+        if outcome is not Outcome.RUNNING:
+            when = timing(detail)
+            if when:
+                self.log.info("Execution %s %s.", escape(self.execution_id, 64), when)
+            for line in node_lines(detail):
+                self.log.info("%s", line)
+        return outcome

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow_provider_aom import __version__
+from airflow_provider_aom import CONN_TYPE, __version__
 from airflow_provider_aom.connection_form import conn_fields, ui_field_behaviour
 
 INTEGRATION = "Huawei Cloud AOM"
@@ -30,9 +30,7 @@ def get_provider_info() -> dict[str, Any]:
         "extra-links": ["airflow_provider_aom.links.aom.AomWorkflowExecutionLink"],
         "connection-types": [
             {
-                # config.CONN_TYPE, spelled out: importing config imports Airflow, whose providers
-                # manager loads this module through the entry point (a circular import).
-                "connection-type": "huaweicloud_aom",
+                "connection-type": CONN_TYPE,
                 "hook-class-name": "airflow_provider_aom.hooks.aom.AomHook",
                 "hook-name": "Huawei Cloud AOM",
                 "conn-fields": conn_fields(),

@@ -17,18 +17,32 @@ candidate only when
 Exactly one candidate is adopted. It is *owned* (the task may terminate it at its deadline or
 when killed) only when its creator was checked; otherwise the task follows it but never stops
 it. Anything else ends in :class:`~airflow_provider_aom.exceptions.AomAmbiguousSubmitError`.
+
+:func:`start_execution` is the whole submit as a plan (:data:`~airflow_provider_aom.api.Plan`),
+run alike by the sync and the async hook.
 """
 
 from __future__ import annotations
 
 import email.utils
+import logging
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from airflow_provider_aom.api import ApiResponse, is_valid_id
+from airflow_provider_aom import api
+from airflow_provider_aom.api import ApiRequest, ApiResponse, Call, Identify, Pause, Plan, Settings, is_valid_id
 from airflow_provider_aom.escaping import escape
+from airflow_provider_aom.exceptions import (
+    AomAmbiguousSubmitError,
+    AomError,
+    AomTransportError,
+)
 from airflow_provider_aom.protocol import Identity
+from airflow_provider_aom.retry import may_have_happened
+
+log = logging.getLogger(__name__)
 
 #: Seconds allowed between the gateway's ``Date`` and the clock AOM stamps ``begin_time`` with
 #: (both are Huawei Cloud servers on NTP), on top of ``Date``'s one-second resolution.
@@ -171,3 +185,55 @@ def adoption_note(workflow_id: str, verdict: Verdict) -> str:
         f"Adopting execution {escape(chosen.execution_id, 64)} of workflow {escape(workflow_id, 64)}: it is the only "
         f"one that began since the ambiguous submit; {ownership}."
     )
+
+
+# --------------------------------------------------------------------------- the submit, as a plan
+
+
+def _parse_listing(response: ApiResponse, request: ApiRequest) -> tuple[list[dict[str, Any]], float | None]:
+    """The execution list and AOM's clock offset, measured as the answer arrived."""
+    return api.parse_execution_list(response, request), server_clock_offset(response, time.time())
+
+
+def start_execution(workflow_id: str, project_id: str | None = None) -> Plan[StartedExecution]:
+    """Start an execution of ``workflow_id``: its id, and whether this task can show it started it.
+
+    Never starts two executions by accident: the POST is re-sent only when it provably started
+    nothing (no byte of it sent, 429, expired token). After an ambiguous failure the workflow's
+    executions are read instead, never the POST re-sent: after a timeout or a dropped connection
+    AOM may still be creating the execution, so the list is read again, about once a second, for
+    twice the connection's ``timeout``.
+    """
+    check_workflow = api.check_id("workflow_id", workflow_id)
+    settings = yield Settings()
+    timeout = settings.timeout
+    window = SubmitWindow(time.time(), settings.submit_clock_skew)
+    try:
+        execution_id: str = yield api.execute_workflow(check_workflow, project_id)
+        return StartedExecution(execution_id)
+    except AomError as exc:
+        if not may_have_happened(exc):
+            raise
+        cause = exc
+    log.warning(
+        "Submitting workflow %s failed ambiguously (%s); listing its executions to find out whether it started.",
+        escape(workflow_id, 64),
+        cause,
+    )
+    listing = Call(api.list_executions(workflow_id, project_id).request, _parse_listing, project_id)
+    settle_until = time.monotonic() + (2 * timeout if isinstance(cause, AomTransportError) else 0.0)
+    while True:
+        try:
+            executions, offset = yield listing
+        except AomError as exc:
+            raise AomAmbiguousSubmitError(unreadable_message(workflow_id, cause, exc)) from None
+        candidates = in_window(executions, window.bounds(offset, time.time()))
+        if candidates or time.monotonic() >= settle_until:
+            break
+        yield Pause(min(1.0, timeout / 4))
+    identity = (yield Identify()) if needs_identity(candidates) else None
+    verdict = decide(candidates, identity)
+    if verdict.adopted is None:
+        raise AomAmbiguousSubmitError(ambiguous_message(workflow_id, cause, verdict))
+    log.warning("%s", adoption_note(workflow_id, verdict))
+    return StartedExecution(verdict.adopted.execution_id, owned=verdict.owned, adopted=True)

@@ -56,13 +56,22 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, AomServerError) and exc.status in RETRYABLE_SERVER_STATUSES
 
 
-def is_safe_to_resend_submit(exc: BaseException) -> bool:
-    """True only when the execute POST provably started nothing."""
+def is_safe_to_resend(exc: BaseException) -> bool:
+    """True only when a call that is not idempotent (the execute POST, a node operation) provably did nothing."""
     if isinstance(exc, AomError) and exc.before_send:  # getting the IAM token failed: the POST was not sent
         return is_transient(exc)
     if isinstance(exc, AomTransportError):
         return not exc.sent
     return isinstance(exc, AomThrottledError)
+
+
+def may_have_happened(exc: AomError) -> bool:
+    """After this failure of a call that is not idempotent, it may have taken effect (sent, then no clear answer)."""
+    if exc.before_send:
+        return False
+    return (isinstance(exc, AomTransportError) and exc.sent) or isinstance(
+        exc, (AomServerError, AomInvalidResponseError)
+    )
 
 
 class RetrySchedule:

@@ -1,17 +1,23 @@
-"""Execution statuses: which end the wait, which need a person, and how an ending is described.
+"""The vocabulary of waiting, in one place: what a status means, how a wait ends, what it may do.
 
-AOM documents no enum for an execution's ``status`` (reference §2); these defaults
-come from the workflow-status filter of the workflow list, compared
-case-insensitively. Anything neither a success nor a failure is still running.
+AOM documents no enum for an execution's ``status`` (reference §2): it stays an open string,
+and :class:`StatusRules` classifies it into an :class:`Outcome`. The defaults come from the
+workflow-status filter of the workflow list, compared case-insensitively; anything neither a
+success nor a failure is still running. A deferred wait ends with a trigger event whose
+``status`` is a :class:`WaitEnd`. :class:`NodeAction` and :class:`OnNodeFailure` name what can be
+done at a stopped node (:mod:`~airflow_provider_aom.recovery` does it).
+
+This module is what operators need to be *built* (DAG files import them at parse time), so it
+imports nothing but the standard library and the exceptions.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from enum import Enum
 from typing import Any
 
-from airflow_provider_aom.escaping import escape
-from airflow_provider_aom.execution import approvers, node_lines
+from airflow_provider_aom.exceptions import AomConfigurationError
 
 DEFAULT_SUCCESS_STATUSES = frozenset({"success"})
 DEFAULT_FAILURE_STATUSES = frozenset({"fail", "cancel", "timeout", "approvalfailed"})
@@ -19,6 +25,36 @@ DEFAULT_FAILURE_STATUSES = frozenset({"fail", "cancel", "timeout", "approvalfail
 NEEDS_PERSON_STATUSES = frozenset({"waitapproval", "pausing"})
 #: Seconds: a poll that fails this close to a wait's deadline was cut by it, so the wait ends as a timeout.
 DEADLINE_SLACK = 0.5
+
+
+class Outcome(str, Enum):
+    """What a polled status means for the wait."""
+
+    SUCCESS = "success"
+    FAILURE = "failure"
+    RUNNING = "running"
+
+
+class WaitEnd(str, Enum):
+    """How a deferred wait ended: the ``status`` of the trigger's event."""
+
+    SUCCESS = "success"
+    FAILURE = "failure"
+    TIMEOUT = "timeout"
+    ERROR = "error"
+
+    @classmethod
+    def of(cls, event: Mapping[str, Any]) -> WaitEnd | None:
+        """The end an event reports; None for anything this version does not know."""
+        try:
+            return cls(event.get("status"))
+        except ValueError:
+            return None
+
+    @property
+    def outcome(self) -> Outcome | None:
+        """The execution's outcome, for the ends that have one."""
+        return {WaitEnd.SUCCESS: Outcome.SUCCESS, WaitEnd.FAILURE: Outcome.FAILURE}.get(self)
 
 
 def normalize(statuses: Iterable[str] | None, default: frozenset[str]) -> frozenset[str]:
@@ -30,66 +66,66 @@ def normalize(statuses: Iterable[str] | None, default: frozenset[str]) -> frozen
 
 
 class StatusRules:
-    """Classify a status string as ``success``, ``failure`` or ``running``."""
+    """Classify a status string as an :class:`Outcome`."""
 
     def __init__(self, success: Iterable[str] | None = None, failure: Iterable[str] | None = None) -> None:
         self.success = normalize(success, DEFAULT_SUCCESS_STATUSES)
         self.failure = normalize(failure, DEFAULT_FAILURE_STATUSES)
         overlap = self.success & self.failure
         if overlap:
-            from airflow_provider_aom.exceptions import AomConfigurationError
-
             raise AomConfigurationError(
                 f"success_statuses and failure_statuses share {sorted(overlap)}; a status can be only one."
             )
 
-    def outcome(self, status: str) -> str:
+    def outcome(self, status: str) -> Outcome:
         key = status.lower()
         if key in self.success:
-            return "success"
+            return Outcome.SUCCESS
         if key in self.failure:
-            return "failure"
-        return "running"
+            return Outcome.FAILURE
+        return Outcome.RUNNING
 
     @staticmethod
     def needs_person(status: str) -> bool:
         return status.lower() in NEEDS_PERSON_STATUSES
 
 
-class StatusTracker:
-    """Logs each status change of one execution once (not every poll), and what a person must do."""
+class NodeAction(str, Enum):
+    """The node operations of reference §1.5."""
 
-    def __init__(
-        self, workflow_id: str, execution_id: str, rules: StatusRules, log: Any, last: str | None = None
-    ) -> None:
-        self.workflow_id = workflow_id
-        self.execution_id = execution_id
-        self.rules = rules
-        self.log = log
-        self.last = last
+    RESTART = "restart"
+    SKIP = "skip"
+    CONTINUE = "continue"
 
-    def observe(self, detail: Mapping[str, Any]) -> str:
-        """Record a polled detail; returns ``success``, ``failure`` or ``running``."""
-        status = str(detail.get("status", ""))
-        if status != self.last:
-            self.last = status
-            if self.rules.needs_person(status):
-                self.log.warning(
-                    "Execution %s of workflow %s is %s and needs a person (approvers: %s); it waits until then.",
-                    escape(self.execution_id, 64),
-                    escape(self.workflow_id, 64),
-                    escape(status, 64),
-                    approvers(detail),
-                )
-            else:
-                self.log.info(
-                    "Execution %s of workflow %s is %s.",
-                    escape(self.execution_id, 64),
-                    escape(self.workflow_id, 64),
-                    escape(status, 64),
-                )
-        outcome = self.rules.outcome(status)
-        if outcome != "running":
-            for line in node_lines(detail):
-                self.log.info("%s", line)
-        return outcome
+
+class OnNodeFailure(str, Enum):
+    """What a wait does when the execution pauses at a failed node."""
+
+    FAIL = "fail"
+    WAIT = "wait"
+    RESTART = "restart"
+    SKIP = "skip"
+
+
+def on_node_failure(value: Any, allowed: tuple[OnNodeFailure, ...] = tuple(OnNodeFailure)) -> OnNodeFailure:
+    """Validate an ``on_node_failure`` argument (ValueError: a DAG-file error, raised at parse time)."""
+    try:
+        policy = OnNodeFailure(value)
+    except ValueError:
+        policy = None
+    if policy is None or policy not in allowed:
+        raise ValueError(f"on_node_failure must be one of {', '.join(p.value for p in allowed)}, got {value!r}.")
+    return policy
+
+
+#: Default byte budget of an execution detail in XCom or in a trigger event.
+DEFAULT_MAX_DETAIL_BYTES = 64 * 1024
+#: Smallest budget a caller may ask for: the ids, status, times and a truncation note fit in it.
+MIN_DETAIL_BYTES = 2 * 1024
+
+
+def check_max_detail_bytes(value: Any) -> int:
+    """Validate a ``max_detail_bytes`` argument."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < MIN_DETAIL_BYTES:
+        raise ValueError(f"max_detail_bytes must be an integer of at least {MIN_DETAIL_BYTES} (bytes of JSON).")
+    return value

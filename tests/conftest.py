@@ -140,6 +140,8 @@ QUICK_SECONDS = 0.5
 QUICK_WORKFLOWS = (
     WorkflowSpec(id="wf-quick", name="quick", outcome="success", duration=QUICK_SECONDS),
     WorkflowSpec(id="wf-quick-fail", name="quick fail", outcome="fail", duration=QUICK_SECONDS),
+    WorkflowSpec(id="wf-quick-pause-fail", name="quick pause on fail", outcome="pause_on_fail", duration=QUICK_SECONDS),
+    WorkflowSpec(id="wf-quick-pause", name="quick pause", outcome="pause", duration=QUICK_SECONDS),
 )
 
 
@@ -161,3 +163,21 @@ def airflow_db() -> str:
         env={**os.environ, "PYTHONWARNINGS": "ignore"},
     )
     return _AIRFLOW_HOME
+
+
+LogText = Callable[[], str]
+
+
+@pytest.fixture
+def log_text(caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]) -> LogText:
+    """What was logged so far, however the Airflow version routes it (stdlib logging, or structlog to stdout)."""
+    caplog.set_level("INFO")
+
+    def text() -> str:
+        captured = capsys.readouterr()
+        # Read output is consumed: write it back so the report of a failing test still shows it.
+        sys.stdout.write(captured.out)
+        sys.stderr.write(captured.err)
+        return caplog.text + captured.out + captured.err
+
+    return text

@@ -22,7 +22,16 @@ from typing import Any
 
 from airflow_provider_aom.emulator.payloads import chunked, gzip_bomb, huge_pieces
 
-__all__ = ["Exchange", "HostileServer", "endless_chunked", "gzip_bomb", "huge_pieces", "json_response", "response"]
+__all__ = [
+    "Exchange",
+    "HostileServer",
+    "endless_chunked",
+    "gzip_bomb",
+    "huge_pieces",
+    "json_response",
+    "replying",
+    "response",
+]
 
 
 @dataclass
@@ -51,8 +60,12 @@ class Exchange:
             if self.stopping.wait(pause) or not self.send(data[index : index + 1]):
                 return
 
-    def flood(self, chunks: Iterator[bytes]) -> int:
-        """Write chunks until they run out, the client leaves or the server stops; returns the bytes written."""
+    def flood(self, chunks: Iterator[bytes], then: None = None) -> None:
+        """Write chunks until they run out, the client leaves or the server stops (see :meth:`flooded`)."""
+        self.flooded(chunks)
+
+    def flooded(self, chunks: Iterator[bytes]) -> int:
+        """:meth:`flood`, returning the bytes written."""
         written = 0
         for chunk in chunks:
             if self.stopping.is_set() or not self.send(chunk):
@@ -66,6 +79,15 @@ def response(status: int, body: bytes, headers: dict[str, str] | None = None, re
     lines = [f"HTTP/1.1 {status} {reason}", f"Content-Length: {len(body)}", "Connection: close"]
     lines += [f"{name}: {value}" for name, value in (headers or {"Content-Type": "application/json"}).items()]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+def replying(data: bytes) -> Callable[[Exchange], None]:
+    """A ``respond`` function that writes ``data`` (a whole response) and is done."""
+
+    def respond(exchange: Exchange) -> None:
+        exchange.send(data)
+
+    return respond
 
 
 def json_response(status: int, payload: Any, headers: dict[str, str] | None = None) -> bytes:

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
 from airflow_provider_aom.api import ApiRequest, ApiResponse, error_from_response, json_body, name_and_id
+from airflow_provider_aom.exceptions import AomInvalidResponseError
 
 if TYPE_CHECKING:
     from airflow_provider_aom.config import AomConnectionConfig
@@ -78,8 +79,6 @@ def parse_token_response(response: ApiResponse, request: ApiRequest) -> IamToken
 
 
 def _bad(request: ApiRequest, response: ApiResponse) -> Exception:
-    from airflow_provider_aom.exceptions import AomInvalidResponseError
-
     return AomInvalidResponseError(
         f"{request.action}: IAM answered without a valid X-Subject-Token or token.expires_at",
         status=response.status,

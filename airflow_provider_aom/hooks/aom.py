@@ -1,48 +1,48 @@
 """``AomHook`` and ``AomAsyncHook``: authenticated calls to the Huawei Cloud AOM workflow API.
 
-Both hooks drive the same protocol flows (:mod:`~airflow_provider_aom.protocol`) over the same
-transport rules (:mod:`~airflow_provider_aom.transport`) with the same retry schedule
+Both hooks offer the same calls, declared once as :class:`verb` entries on their shared base:
+``AomHook().get_execution(...)`` returns the detail, ``await AomAsyncHook().get_execution(...)``
+too. Underneath, both drive the same protocol flows (:mod:`~airflow_provider_aom.protocol`)
+and plans (:data:`~airflow_provider_aom.api.Plan`) over the same transport rules
+(:mod:`~airflow_provider_aom.transport`) with the same retry schedule
 (:mod:`~airflow_provider_aom.retry`); only the way they wait differs.
 
-Every public call takes an optional ``deadline`` (epoch seconds, ``time.time()`` scale): the
-call, retries included, ends by then. Without one it ends within ``retry_total`` seconds;
-each HTTP exchange within ``timeout`` seconds (connect, send and the whole answer).
+Every call takes an optional ``deadline`` (epoch seconds, ``time.time()`` scale): the call,
+retries included, ends by then. Without one it ends within ``retry_total`` seconds; each HTTP
+exchange within ``timeout`` seconds (connect, send and the whole answer).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
+from urllib.parse import urlsplit
 
-from airflow.providers.common.compat.sdk import BaseHook
+from airflow.providers.common.compat.sdk import BaseHook, mask_secret
 
-from airflow_provider_aom import api, reconcile
-from airflow_provider_aom.api import ApiRequest, ApiResponse
-from airflow_provider_aom.config import CONN_TYPE, AomConnectionConfig
+from airflow_provider_aom import CONN_TYPE, DEFAULT_CONN_ID, api, reconcile, recovery
+from airflow_provider_aom.api import ApiRequest, ApiResponse, Call, Identify, Pause, Plan, Settings
+from airflow_provider_aom.auth.tokens import parse_token_response
+from airflow_provider_aom.config import AomConnectionConfig
 from airflow_provider_aom.escaping import escape
-from airflow_provider_aom.exceptions import (
-    AomAmbiguousSubmitError,
-    AomError,
-    AomInvalidResponseError,
-    AomServerError,
-    AomTransportError,
-)
+from airflow_provider_aom.exceptions import AomError, AomTransportError
 from airflow_provider_aom.protocol import AomProtocol, FetchToken, Flow, HttpRequest
-from airflow_provider_aom.reconcile import StartedExecution, SubmitWindow
-from airflow_provider_aom.retry import RetrySchedule, is_safe_to_resend_submit, is_transient
+from airflow_provider_aom.retry import RetrySchedule, is_safe_to_resend, is_transient
 
 if TYPE_CHECKING:
     from airflow_provider_aom.auth.tokens import IamToken
-    from airflow_provider_aom.transport import AsyncTransport, SyncTransport
+    from airflow_provider_aom.transport import AsyncTransport, SyncTransport, TransportSettings
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 
 def _monotonic(deadline: float | None) -> float | None:
@@ -50,39 +50,73 @@ def _monotonic(deadline: float | None) -> float | None:
     return None if deadline is None else time.monotonic() + (deadline - time.time())
 
 
-def _ambiguous(exc: AomError) -> bool:
-    """A submit failure after which an execution may exist (sent, then no clear answer)."""
-    if exc.before_send:
-        return False
-    return (isinstance(exc, AomTransportError) and exc.sent) or isinstance(
-        exc, (AomServerError, AomInvalidResponseError)
-    )
+def _schedule(config: AomConnectionConfig, call: Call[Any], request: ApiRequest) -> RetrySchedule:
+    """The retries of one call: transient failures of a read; only provably unsent failures of anything else."""
+    retryable = is_transient if request.idempotent else is_safe_to_resend
+    return RetrySchedule(config.retry, retryable=retryable, deadline=_monotonic(call.deadline))
 
 
-def _parse_listing(response: ApiResponse, request: ApiRequest) -> tuple[list[dict[str, Any]], float | None]:
-    """The execution list and AOM's clock offset, measured as the answer arrived."""
-    return api.parse_execution_list(response, request), reconcile.server_clock_offset(response, time.time())
+def _host(request: HttpRequest) -> str:
+    return escape(urlsplit(request.url).netloc, 300)
 
 
-def _settle_seconds(cause: AomError, config: AomConnectionConfig) -> float:
-    # A timeout or a broken connection may leave AOM still working on the POST: look again for a while.
-    return 2 * config.timeout if isinstance(cause, AomTransportError) else 0.0
+class verb(Generic[P, T]):
+    """An AOM call offered by both hooks: ``AomHook`` returns its result, ``AomAsyncHook`` a coroutine of it.
+
+    ``build`` turns the method's arguments into a :class:`~airflow_provider_aom.api.Call` (one
+    request) or a :data:`~airflow_provider_aom.api.Plan` (several, and the decisions between them);
+    its signature and docstring are the method's.
+    """
+
+    def __init__(self, build: Callable[P, Call[T] | Plan[T]]) -> None:
+        self.build = build
+        self.__doc__ = build.__doc__
+
+    @overload
+    def __get__(self, hook: None, owner: type[Any]) -> verb[P, T]: ...
+
+    @overload
+    def __get__(self, hook: AomHook, owner: type[Any]) -> Callable[P, T]: ...
+
+    @overload
+    def __get__(self, hook: AomAsyncHook, owner: type[Any]) -> Callable[P, Coroutine[Any, Any, T]]: ...
+
+    def __get__(self, hook: Any, owner: type[Any]) -> Any:
+        if hook is None:
+            return self
+        build = self.build
+
+        @functools.wraps(build)
+        def bound(*args: P.args, **kwargs: P.kwargs) -> Any:
+            work = build(*args, **kwargs)
+            return hook.perform(work) if isinstance(work, Call) else hook.run(work)
+
+        return bound
 
 
 class _AomBaseHook(BaseHook):
-    """What the sync and async hooks share: the connection attributes Airflow registers."""
+    """What the sync and async hooks share: the connection attributes Airflow registers, and the calls."""
 
     conn_name_attr = "aom_conn_id"
-    default_conn_name = "aom_default"
+    default_conn_name = DEFAULT_CONN_ID
     conn_type = CONN_TYPE
     hook_name = "Huawei Cloud AOM"
+
+    start_execution = verb(reconcile.start_execution)
+    get_execution = verb(api.get_execution)
+    list_executions = verb(api.list_executions)
+    terminate_execution = verb(api.terminate_execution)
+    operate_execution = verb(recovery.operate_execution)
+    list_workflows = verb(api.list_workflows)
+    find_workflow = verb(api.find_workflow)
+    set_workflow_trigger = verb(api.set_workflow_trigger)
 
     def __init__(self, aom_conn_id: str = default_conn_name, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.aom_conn_id = aom_conn_id
 
     @staticmethod
-    def _transport_settings(config: AomConnectionConfig) -> Any:
+    def _transport_settings(config: AomConnectionConfig) -> TransportSettings:
         from airflow_provider_aom.transport import TransportSettings
 
         return TransportSettings(
@@ -144,93 +178,12 @@ class AomHook(_AomBaseHook):
         known = self.protocol.known_project_id(project_id)
         if known:
             return known
-        return self._retry(lambda until: self._run(self.protocol.project_id(project_id), until), deadline)
+        schedule = RetrySchedule(self.config.retry, deadline=_monotonic(deadline))
+        return self._retrying(schedule, lambda: self._run(self.protocol.project_id(project_id), schedule.deadline))
 
     def execute_workflow(self, workflow_id: str, project_id: str | None = None) -> str:
         """Start an execution of ``workflow_id``; returns its ``execution_id`` (see :meth:`start_execution`)."""
         return self.start_execution(workflow_id, project_id).execution_id
-
-    def start_execution(self, workflow_id: str, project_id: str | None = None) -> StartedExecution:
-        """Start an execution of ``workflow_id``; returns its id and whether this call can show it started it.
-
-        Never starts two executions by accident: the POST is re-sent only when it
-        provably started nothing (no byte of it sent, 429, expired token). After an
-        ambiguous failure (no answer, connection dropped after sending, 5xx, a garbled
-        200) the workflow's executions are listed instead (:mod:`~airflow_provider_aom.reconcile`):
-        exactly one that began since the submit, on AOM's clock, and was not created by
-        another user, is adopted; otherwise
-        :class:`~airflow_provider_aom.exceptions.AomAmbiguousSubmitError` names the
-        candidates and the task is not retried.
-        """
-        project = self.get_project_id(project_id)
-        request = api.execute_workflow(project, workflow_id)
-        window = SubmitWindow(time.time(), self.config.submit_clock_skew)
-        try:
-            execution_id = self._retry(
-                lambda until: api.parse_execution_id(self._run(self.protocol.call(request, project), until), request),
-                None,
-                retryable=is_safe_to_resend_submit,
-            )
-        except AomError as exc:
-            if not _ambiguous(exc):
-                raise
-            return self._reconcile_submit(workflow_id, project, window, exc)
-        return StartedExecution(execution_id)
-
-    def _reconcile_submit(
-        self, workflow_id: str, project: str, window: SubmitWindow, cause: AomError
-    ) -> StartedExecution:
-        """After an ambiguous submit, adopt the one execution it can have started, or fail without re-sending."""
-        log.warning(
-            "Submitting workflow %s failed ambiguously (%s); listing its executions to find out whether it started.",
-            escape(workflow_id, 64),
-            cause,
-        )
-        request = api.list_executions(project, workflow_id)
-        settle_until = time.monotonic() + _settle_seconds(cause, self.config)
-        while True:
-            try:
-                executions, offset = self._read(request, project, _parse_listing)
-            except AomError as exc:
-                raise AomAmbiguousSubmitError(reconcile.unreadable_message(workflow_id, cause, exc)) from None
-            candidates = reconcile.in_window(executions, window.bounds(offset, time.time()))
-            if candidates or time.monotonic() >= settle_until:
-                break
-            time.sleep(min(1.0, self.config.timeout / 4))
-        identity = None
-        if reconcile.needs_identity(candidates):
-            identity = self._run(self.protocol.identity(), time.monotonic() + self.config.retry.total)
-        verdict = reconcile.decide(candidates, identity)
-        if verdict.adopted is None:
-            raise AomAmbiguousSubmitError(reconcile.ambiguous_message(workflow_id, cause, verdict))
-        log.warning("%s", reconcile.adoption_note(workflow_id, verdict))
-        return StartedExecution(verdict.adopted.execution_id, owned=verdict.owned, adopted=True)
-
-    def get_execution(
-        self, workflow_id: str, execution_id: str, project_id: str | None = None, *, deadline: float | None = None
-    ) -> dict[str, Any]:
-        """The execution detail (``status``, times, per-node ``execution_result_list`` …), validated."""
-        project = self.get_project_id(project_id, deadline=deadline)
-        return self._read(api.get_execution(project, workflow_id, execution_id), project, api.parse_execution, deadline)
-
-    def list_executions(
-        self, workflow_id: str, project_id: str | None = None, *, deadline: float | None = None
-    ) -> list[dict[str, Any]]:
-        """The workflow's execution history (briefs)."""
-        project = self.get_project_id(project_id, deadline=deadline)
-        return self._read(api.list_executions(project, workflow_id), project, api.parse_execution_list, deadline)
-
-    def terminate_execution(
-        self, workflow_id: str, execution_id: str, project_id: str | None = None, *, deadline: float | None = None
-    ) -> None:
-        """Ask AOM to stop a running execution."""
-        project = self.get_project_id(project_id, deadline=deadline)
-        self._read(api.terminate_execution(project, workflow_id, execution_id), project, api.check_success, deadline)
-
-    def list_workflows(self, project_id: str | None = None, **filters: Any) -> list[dict[str, Any]]:
-        """Workflows of the project; ``filters`` are ``WorkflowQueryParam`` fields (search, type, page, size …)."""
-        project = self.get_project_id(project_id)
-        return self._read(api.list_workflows(project, filters), project, api.parse_workflow_list)
 
     def test_connection(self) -> tuple[bool, str]:
         """Read-only check (lists one workflow); never starts anything."""
@@ -246,40 +199,55 @@ class AomHook(_AomBaseHook):
             f"{project}; workflow list readable ({len(workflows)} shown)."
         )
 
-    # ------------------------------------------------------------------ transport
+    # ------------------------------------------------------------------ calls and plans
 
-    def _read(
-        self,
-        request: ApiRequest,
-        project_id: str,
-        parse: Callable[[ApiResponse, ApiRequest], T],
-        deadline: float | None = None,
-    ) -> T:
-        """An idempotent call, answered with a 2xx and parsed; transient failures retried per the connection."""
-        assert request.idempotent
-        return self._retry(
-            lambda until: parse(
-                api.check_success(self._run(self.protocol.call(request, project_id), until), request), request
-            ),
-            deadline,
-        )
+    def perform(self, call: Call[T]) -> T:
+        """Make one call: resolve the project, send with retries as the call allows, parse the answer."""
+        project = self.get_project_id(call.project_id, deadline=call.deadline)
+        request = call.request(project)
+        schedule = _schedule(self.config, call, request)
 
-    def _retry(
-        self,
-        attempt: Callable[[float], T],
-        deadline: float | None,
-        retryable: Callable[[BaseException], bool] | None = None,
-    ) -> T:
-        """Run ``attempt(call_deadline)`` until it succeeds or the schedule gives up."""
-        schedule = RetrySchedule(self.config.retry, retryable=retryable or is_transient, deadline=_monotonic(deadline))
+        def attempt() -> T:
+            response = self._run(self.protocol.call(request, project), schedule.deadline)
+            return call.parse(api.check_success(response, request), request)
+
+        return self._retrying(schedule, attempt)
+
+    def run(self, plan: Plan[T]) -> T:
+        """Run a plan: each call it yields is performed, each pause slept, and the outcome sent back."""
+        try:
+            step = next(plan)
+            while True:
+                try:
+                    if isinstance(step, Pause):
+                        time.sleep(step.seconds)
+                        result: Any = None
+                    elif isinstance(step, Identify):
+                        result = self._run(self.protocol.identity(), time.monotonic() + self.config.retry.total)
+                    elif isinstance(step, Settings):
+                        result = self.config
+                    else:
+                        result = self.perform(step)
+                except AomError as exc:
+                    step = plan.throw(exc)
+                else:
+                    step = plan.send(result)
+        except StopIteration as stop:
+            outcome: T = stop.value
+            return outcome
+
+    @staticmethod
+    def _retrying(schedule: RetrySchedule, attempt: Callable[[], T]) -> T:
         while True:
             try:
-                return attempt(schedule.deadline)
+                return attempt()
             except AomError as exc:
                 pause = schedule.pause_after(exc)
                 if pause is None:
                     raise
                 time.sleep(pause)
+
+    # ------------------------------------------------------------------ protocol flows
 
     def _run(self, flow: Flow[T], deadline: float) -> T:
         """Drive a protocol flow; every exchange ends by ``deadline`` (monotonic)."""
@@ -313,10 +281,6 @@ class AomHook(_AomBaseHook):
         with cache.fetch_lock(step.key):
             token = cache.get(step.key)
             if token is None:
-                from airflow.providers.common.compat.sdk import mask_secret
-
-                from airflow_provider_aom.auth.tokens import parse_token_response
-
                 log.info("Getting an IAM token for connection %r from %s", self.aom_conn_id, _host(step.http))
                 token = parse_token_response(self._send(step.http, deadline), step.http.api)
                 mask_secret(token.value)
@@ -326,12 +290,6 @@ class AomHook(_AomBaseHook):
     def _send(self, request: HttpRequest, deadline: float) -> ApiResponse:
         log.debug("%s %s", request.method, request.url)
         return self.transport.send(request, min(deadline, time.monotonic() + self.config.timeout))
-
-
-def _host(request: HttpRequest) -> str:
-    from urllib.parse import urlsplit
-
-    return escape(urlsplit(request.url).netloc, 300)
 
 
 # ---------------------------------------------------------------------------- async
@@ -344,15 +302,15 @@ _TOKEN_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asy
 
 class AomAsyncHook(_AomBaseHook):
     """
-    Async counterpart of :class:`AomHook` for triggers: same auth, requests, parsing,
-    transport rules and retries (the shared protocol), on the event loop. The connection
-    is fetched asynchronously, never with a sync ``get_connection`` on the loop. Every hook
-    on a loop shares the loop's connection pools (bounded per endpoint host) and tokens.
+    Async counterpart of :class:`AomHook` for triggers: the same calls as coroutines, with the
+    same auth, requests, parsing, transport rules and retries. The connection is fetched
+    asynchronously, never with a sync ``get_connection`` on the loop. Every hook on a loop
+    shares the loop's connection pools (bounded per endpoint host) and tokens.
 
     :param aom_conn_id: Airflow connection id of type ``huaweicloud_aom``.
     """
 
-    def __init__(self, aom_conn_id: str = _AomBaseHook.default_conn_name, **kwargs: Any) -> None:
+    def __init__(self, aom_conn_id: str = DEFAULT_CONN_ID, **kwargs: Any) -> None:
         super().__init__(aom_conn_id, **kwargs)
         self._protocol: AomProtocol | None = None
         self._transport: AsyncTransport | None = None
@@ -384,58 +342,60 @@ class AomAsyncHook(_AomBaseHook):
         known = protocol.known_project_id(project_id)
         if known:
             return known
-        return await self._retry(lambda until: self._run(protocol.project_id(project_id), until), deadline)
+        schedule = RetrySchedule(protocol.config.retry, deadline=_monotonic(deadline))
+        return await self._retrying(schedule, lambda: self._run(protocol.project_id(project_id), schedule.deadline))
 
-    async def get_execution(
-        self, workflow_id: str, execution_id: str, project_id: str | None = None, *, deadline: float | None = None
-    ) -> dict[str, Any]:
-        project = await self.get_project_id(project_id, deadline=deadline)
-        request = api.get_execution(project, workflow_id, execution_id)
-        return await self._read(request, project, api.parse_execution, deadline)
+    # ------------------------------------------------------------------ calls and plans
 
-    async def list_executions(
-        self, workflow_id: str, project_id: str | None = None, *, deadline: float | None = None
-    ) -> list[dict[str, Any]]:
-        project = await self.get_project_id(project_id, deadline=deadline)
-        return await self._read(api.list_executions(project, workflow_id), project, api.parse_execution_list, deadline)
-
-    async def terminate_execution(
-        self, workflow_id: str, execution_id: str, project_id: str | None = None, *, deadline: float | None = None
-    ) -> None:
-        project = await self.get_project_id(project_id, deadline=deadline)
-        request = api.terminate_execution(project, workflow_id, execution_id)
-        await self._read(request, project, api.check_success, deadline)
-
-    # ------------------------------------------------------------------ transport
-
-    async def _read(
-        self,
-        request: ApiRequest,
-        project_id: str,
-        parse: Callable[[ApiResponse, ApiRequest], T],
-        deadline: float | None = None,
-    ) -> T:
-        assert request.idempotent
+    async def perform(self, call: Call[T]) -> T:
+        """Make one call, as :meth:`AomHook.perform` does."""
         protocol = await self._get_protocol()
+        project = await self.get_project_id(call.project_id, deadline=call.deadline)
+        request = call.request(project)
+        schedule = _schedule(protocol.config, call, request)
 
-        async def once(until: float) -> T:
-            return parse(
-                api.check_success(await self._run(protocol.call(request, project_id), until), request), request
-            )
+        async def attempt() -> T:
+            response = await self._run(protocol.call(request, project), schedule.deadline)
+            return call.parse(api.check_success(response, request), request)
 
-        return await self._retry(once, deadline)
+        return await self._retrying(schedule, attempt)
 
-    async def _retry(self, attempt: Callable[[float], Awaitable[T]], deadline: float | None) -> T:
-        config = await self.get_config()
-        schedule = RetrySchedule(config.retry, deadline=_monotonic(deadline))
+    async def run(self, plan: Plan[T]) -> T:
+        """Run a plan, as :meth:`AomHook.run` does."""
+        protocol = await self._get_protocol()
+        try:
+            step = next(plan)
+            while True:
+                try:
+                    if isinstance(step, Pause):
+                        await asyncio.sleep(step.seconds)
+                        result: Any = None
+                    elif isinstance(step, Identify):
+                        result = await self._run(protocol.identity(), time.monotonic() + protocol.config.retry.total)
+                    elif isinstance(step, Settings):
+                        result = protocol.config
+                    else:
+                        result = await self.perform(step)
+                except AomError as exc:
+                    step = plan.throw(exc)
+                else:
+                    step = plan.send(result)
+        except StopIteration as stop:
+            outcome: T = stop.value
+            return outcome
+
+    @staticmethod
+    async def _retrying(schedule: RetrySchedule, attempt: Callable[[], Coroutine[Any, Any, T]]) -> T:
         while True:
             try:
-                return await attempt(schedule.deadline)
+                return await attempt()
             except AomError as exc:
                 pause = schedule.pause_after(exc)
                 if pause is None:
                     raise
                 await asyncio.sleep(pause)
+
+    # ------------------------------------------------------------------ protocol flows
 
     async def _run(self, flow: Flow[T], deadline: float) -> T:
         """Drive a protocol flow on the loop (the same flows as the sync hook)."""
@@ -461,10 +421,7 @@ class AomAsyncHook(_AomBaseHook):
             return result
 
     async def _token(self, step: FetchToken, deadline: float) -> IamToken:
-        from airflow.providers.common.compat.sdk import mask_secret
         from asgiref.sync import sync_to_async
-
-        from airflow_provider_aom.auth.tokens import parse_token_response
 
         protocol = await self._get_protocol()
         cache = protocol.token_cache

@@ -10,13 +10,25 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseSensorOperator, conf
 
-from airflow_provider_aom.execution import DEFAULT_MAX_DETAIL_BYTES, check_max_detail_bytes
+from airflow_provider_aom import DEFAULT_CONN_ID
+from airflow_provider_aom.escaping import escape
+from airflow_provider_aom.exceptions import AomError, AomExecutionFailedError, AomExecutionTimeoutError
+from airflow_provider_aom.links.aom import console_url
+from airflow_provider_aom.status import (
+    DEFAULT_MAX_DETAIL_BYTES,
+    OnNodeFailure,
+    Outcome,
+    StatusRules,
+    WaitEnd,
+    check_max_detail_bytes,
+)
+from airflow_provider_aom.status import on_node_failure as on_node_failure_policy
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
+    from airflow_provider_aom.execution import StatusTracker
     from airflow_provider_aom.hooks.aom import AomHook
-    from airflow_provider_aom.status import StatusRules, StatusTracker
 
 
 class AomWorkflowExecutionSensor(BaseSensorOperator):
@@ -37,6 +49,9 @@ class AomWorkflowExecutionSensor(BaseSensorOperator):
         ``cancel``, ``timeout``, ``approvalFailed``).
     :param deferrable: Wait on the triggerer (default: ``[operators] default_deferrable``).
     :param max_detail_bytes: Largest ``execution_detail`` pushed to XCom, in bytes of JSON (default 64 KiB).
+    :param on_node_failure: When the execution pauses at a failed node: ``fail`` the task naming
+        the node and its output (default), or ``wait`` for someone to restart or skip it (the
+        sensor never acts on an execution it did not start).
     """
 
     template_fields: Sequence[str] = ("workflow_id", "execution_id", "project_id", "aom_conn_id")
@@ -48,15 +63,17 @@ class AomWorkflowExecutionSensor(BaseSensorOperator):
         workflow_id: str,
         execution_id: str,
         project_id: str | None = None,
-        aom_conn_id: str = "aom_default",
+        aom_conn_id: str = DEFAULT_CONN_ID,
         success_statuses: Sequence[str] | None = None,
         failure_statuses: Sequence[str] | None = None,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         max_detail_bytes: int = DEFAULT_MAX_DETAIL_BYTES,
+        on_node_failure: str = OnNodeFailure.FAIL.value,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.max_detail_bytes = check_max_detail_bytes(max_detail_bytes)
+        self.on_node_failure = on_node_failure_policy(on_node_failure, (OnNodeFailure.FAIL, OnNodeFailure.WAIT)).value
         self.workflow_id = workflow_id
         self.execution_id = execution_id
         self.project_id = project_id
@@ -67,26 +84,24 @@ class AomWorkflowExecutionSensor(BaseSensorOperator):
 
     @cached_property
     def hook(self) -> AomHook:
-        from airflow_provider_aom.hooks.aom import AomHook
+        from airflow_provider_aom.hooks.aom import AomHook  # the HTTP stack: not at DAG-parse time
 
         return AomHook(aom_conn_id=self.aom_conn_id)
 
     @cached_property
     def rules(self) -> StatusRules:
-        from airflow_provider_aom.status import StatusRules
-
         return StatusRules(self.success_statuses, self.failure_statuses)
 
     @cached_property
     def tracker(self) -> StatusTracker:
-        from airflow_provider_aom.status import StatusTracker
+        from airflow_provider_aom.execution import StatusTracker
 
         return StatusTracker(self.workflow_id, self.execution_id, self.rules, self.log)
 
     def execute(self, context: Context) -> Any:
         if not self.deferrable:
             return super().execute(context)
-        from airflow_provider_aom.triggers.aom import AomWorkflowExecutionTrigger
+        from airflow_provider_aom.triggers.aom import AomWorkflowExecutionTrigger  # only when deferring
 
         timeout = self.timeout.total_seconds() if isinstance(self.timeout, timedelta) else float(self.timeout)
         self.defer(
@@ -103,6 +118,7 @@ class AomWorkflowExecutionSensor(BaseSensorOperator):
                 cancel_on_kill=False,
                 owned=False,
                 max_detail_bytes=self.max_detail_bytes,
+                on_node_failure=self.on_node_failure,
             ),
             method_name="execute_complete",
             timeout=None,
@@ -110,33 +126,35 @@ class AomWorkflowExecutionSensor(BaseSensorOperator):
         return None
 
     def poke(self, context: Context) -> bool:
-        from airflow_provider_aom.exceptions import AomExecutionFailedError
-        from airflow_provider_aom.execution import bounded, failure_message
-        from airflow_provider_aom.links.aom import console_url
+        from airflow_provider_aom.execution import failure_message, stored
+        from airflow_provider_aom.recovery import on_stop
 
         detail = self.hook.get_execution(self.workflow_id, self.execution_id, self.project_id)
         outcome = self.tracker.observe(detail)
-        if outcome == "failure":
+        if outcome is Outcome.FAILURE:
             raise AomExecutionFailedError(failure_message(self.workflow_id, self.execution_id, detail))
-        if outcome == "success":
+        if outcome is Outcome.SUCCESS:
             config = self.hook.config
             url = console_url(
                 config.console_url, region=config.region, workflow_id=self.workflow_id, execution_id=self.execution_id
             )
-            context["ti"].xcom_push(key="execution_detail", value=bounded(detail, self.max_detail_bytes, url))
+            context["ti"].xcom_push(key="execution_detail", value=stored(detail, self.max_detail_bytes, url))
             return True
+        policy = OnNodeFailure(self.on_node_failure)
+        decision = on_stop(detail, policy, {}, 0, self.workflow_id, self.execution_id)
+        if decision.fail:
+            raise AomExecutionFailedError(decision.fail)
         return False
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> None:
-        from airflow_provider_aom.exceptions import AomError, AomExecutionFailedError, AomExecutionTimeoutError
 
-        status = event.get("status")
-        if status == "success":
+        end = WaitEnd.of(event)
+        if end is WaitEnd.SUCCESS:
             context["ti"].xcom_push(key="execution_detail", value=event.get("detail"))
             return
-        message = str(event.get("message") or f"Unexpected trigger event {status!r}.")
-        if status == "failure":
+        message = str(event.get("message") or f"Unexpected trigger event {escape(event.get('status'), 40)!r}.")
+        if end is WaitEnd.FAILURE:
             raise AomExecutionFailedError(message)
-        if status == "timeout":
+        if end is WaitEnd.TIMEOUT:
             raise AomExecutionTimeoutError(f"Sensor timed out: {message}")
         raise AomError(message)

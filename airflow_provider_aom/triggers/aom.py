@@ -9,9 +9,22 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_provider_aom import DEFAULT_CONN_ID
 from airflow_provider_aom.escaping import escape
-from airflow_provider_aom.execution import DEFAULT_MAX_DETAIL_BYTES, bounded, failure_message
-from airflow_provider_aom.status import DEADLINE_SLACK, StatusRules, StatusTracker
+from airflow_provider_aom.exceptions import AomError
+from airflow_provider_aom.execution import StatusTracker, failure_message, stored
+from airflow_provider_aom.hooks.aom import AomAsyncHook
+from airflow_provider_aom.links.aom import console_url
+from airflow_provider_aom.recovery import on_stop
+from airflow_provider_aom.status import (
+    DEADLINE_SLACK,
+    DEFAULT_MAX_DETAIL_BYTES,
+    NodeAction,
+    OnNodeFailure,
+    Outcome,
+    StatusRules,
+    WaitEnd,
+)
 
 
 class AomWorkflowExecutionTrigger(BaseTrigger):
@@ -39,6 +52,10 @@ class AomWorkflowExecutionTrigger(BaseTrigger):
     :param last_status: Last status already logged (so a resumed trigger does not log it again).
     :param owned: Whether the deferring task can show it started the execution (passed back in events).
     :param max_detail_bytes: Largest detail carried by the event, in bytes of JSON.
+    :param on_node_failure: When the execution pauses at a failed node: ``fail``, ``wait``,
+        ``restart`` or ``skip`` (the trigger sends restart and skip itself).
+    :param max_node_restarts: Restarts per node for ``restart``.
+    :param node_restarts: Restarts already sent per node (kept with the trigger's arguments).
     """
 
     def __init__(
@@ -47,7 +64,7 @@ class AomWorkflowExecutionTrigger(BaseTrigger):
         workflow_id: str,
         execution_id: str,
         project_id: str | None = None,
-        aom_conn_id: str = "aom_default",
+        aom_conn_id: str = DEFAULT_CONN_ID,
         poll_interval: float = 15.0,
         deadline: float | None = None,
         success_statuses: Sequence[str] | None = None,
@@ -56,6 +73,9 @@ class AomWorkflowExecutionTrigger(BaseTrigger):
         last_status: str | None = None,
         owned: bool = True,
         max_detail_bytes: int = DEFAULT_MAX_DETAIL_BYTES,
+        on_node_failure: str = OnNodeFailure.WAIT.value,
+        max_node_restarts: int = 1,
+        node_restarts: dict[str, int] | None = None,
     ) -> None:
         super().__init__()
         self.workflow_id = workflow_id
@@ -70,6 +90,9 @@ class AomWorkflowExecutionTrigger(BaseTrigger):
         self.last_status = last_status
         self.owned = owned
         self.max_detail_bytes = int(max_detail_bytes)
+        self.on_node_failure = OnNodeFailure(on_node_failure).value
+        self.max_node_restarts = int(max_node_restarts)
+        self.node_restarts = dict(node_restarts or {})
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -87,27 +110,26 @@ class AomWorkflowExecutionTrigger(BaseTrigger):
                 "last_status": self.last_status,
                 "owned": self.owned,
                 "max_detail_bytes": self.max_detail_bytes,
+                "on_node_failure": self.on_node_failure,
+                "max_node_restarts": self.max_node_restarts,
+                "node_restarts": self.node_restarts,
             },
         )
 
-    def _hook(self) -> Any:
-        from airflow_provider_aom.hooks.aom import AomAsyncHook
-
+    def _hook(self) -> AomAsyncHook:
         return AomAsyncHook(aom_conn_id=self.aom_conn_id)
 
-    async def _bounded(self, hook: Any, detail: dict[str, Any]) -> dict[str, Any]:
-        from airflow_provider_aom.links.aom import console_url
-
+    async def _stored(self, hook: Any, detail: dict[str, Any]) -> dict[str, Any]:
         config = await hook.get_config()
         url = console_url(
             config.console_url, region=config.region, workflow_id=self.workflow_id, execution_id=self.execution_id
         )
-        return bounded(detail, self.max_detail_bytes, url)
+        return stored(detail, self.max_detail_bytes, url)
 
-    def _event(self, status: str, message: str, detail: dict[str, Any] | None = None) -> TriggerEvent:
+    def _event(self, end: WaitEnd, message: str, detail: dict[str, Any] | None = None) -> TriggerEvent:
         return TriggerEvent(
             {
-                "status": status,
+                "status": end.value,
                 "workflow_id": self.workflow_id,
                 "execution_id": self.execution_id,
                 "project_id": self.project_id,
@@ -120,7 +142,7 @@ class AomWorkflowExecutionTrigger(BaseTrigger):
 
     def _timeout_event(self, last: str | None) -> TriggerEvent:
         return self._event(
-            "timeout",
+            WaitEnd.TIMEOUT,
             f"Execution {self.execution_id} of workflow {self.workflow_id} did not end before the deadline "
             f"(last status {escape(last, 64)}).",
         )
@@ -129,8 +151,6 @@ class AomWorkflowExecutionTrigger(BaseTrigger):
         return self.deadline is not None and time.time() >= self.deadline - slack
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        from airflow_provider_aom.exceptions import AomError
-
         tracker = StatusTracker(
             self.workflow_id,
             self.execution_id,
@@ -155,20 +175,45 @@ class AomWorkflowExecutionTrigger(BaseTrigger):
                     raise
                 outcome = tracker.observe(detail)
                 self.last_status = tracker.last
-                if outcome == "success":
+                if outcome is Outcome.SUCCESS:
                     yield self._event(
-                        "success",
+                        WaitEnd.SUCCESS,
                         f"Execution {self.execution_id} of workflow {self.workflow_id} succeeded.",
-                        await self._bounded(hook, detail),
+                        await self._stored(hook, detail),
                     )
                     return
-                if outcome == "failure":
+                if outcome is Outcome.FAILURE:
                     yield self._event(
-                        "failure",
+                        WaitEnd.FAILURE,
                         failure_message(self.workflow_id, self.execution_id, detail),
-                        await self._bounded(hook, detail),
+                        await self._stored(hook, detail),
                     )
                     return
+                decision = on_stop(
+                    detail,
+                    OnNodeFailure(self.on_node_failure),
+                    self.node_restarts,
+                    self.max_node_restarts,
+                    self.workflow_id,
+                    self.execution_id,
+                )
+                if decision.fail:
+                    yield self._event(WaitEnd.FAILURE, decision.fail, await self._stored(hook, detail))
+                    return
+                if decision.action is not None and decision.node_id is not None:
+                    await hook.operate_execution(
+                        self.workflow_id, self.execution_id, decision.action, decision.node_id, self.project_id
+                    )
+                    if decision.action is NodeAction.RESTART:
+                        self.node_restarts[decision.node_id] = self.node_restarts.get(decision.node_id, 0) + 1
+                    self.log.warning(
+                        "%s failed node %s of execution %s (on_node_failure=%r).",
+                        "Restarted" if decision.action is NodeAction.RESTART else "Skipped",
+                        escape(decision.node_id, 64),
+                        self.execution_id,
+                        self.on_node_failure,
+                    )
+                    continue
                 pause = self.poll_interval
                 if self.deadline is not None:
                     pause = max(0.0, min(pause, self.deadline - time.time()))
@@ -177,7 +222,7 @@ class AomWorkflowExecutionTrigger(BaseTrigger):
             # Whatever went wrong (a provider error, or a bug meeting an answer nobody foresaw), the
             # task must hear of it as an event: a raise would fail the trigger without a message.
             reason = str(exc) if isinstance(exc, AomError) else f"{type(exc).__name__}: {escape(exc)}"
-            yield self._event("error", f"Waiting for execution {self.execution_id} failed: {reason}")
+            yield self._event(WaitEnd.ERROR, f"Waiting for execution {self.execution_id} failed: {reason}")
 
     async def on_kill(self) -> None:
         """Airflow ≥ 3.3: the deferred task was marked failed/success or cleared: stop the remote run."""

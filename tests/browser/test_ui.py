@@ -8,12 +8,14 @@ Playwright, then:
 1. Admin → Connections → Add → "Huawei Cloud AOM": the custom fields and the relabelled standard fields
    show; ``aom_default`` is filled in against the emulator and saved.
 2. "Test Connection" on that connection answers "Connected to AOM ..." (the hook's ``test_connection``
-   runs in the api-server and reaches the emulator); screenshot ``docs/screenshots/connection-form.png``.
+   runs in the api-server and reaches the emulator); screenshot ``connection-form.png``.
 3. ``example_aom_run_and_wait`` is triggered from the UI and runs (deferrable, on the triggerer) with the
    connection saved in step 1; its task instance shows the "AOM Workflow Execution" link to the execution
-   the emulator issued; screenshot ``docs/screenshots/task-link.png``.
+   the emulator issued; screenshot ``task-link.png``.
 
-Needs ``/usr/bin/chromium`` (``make browser-deps``) and ``playwright`` (pip; never ``playwright install``).
+Screenshots go to a temporary folder; ``AOM_REFRESH_SCREENSHOTS=1`` writes them to ``docs/screenshots/``
+instead, to refresh the README's pictures. Needs ``/usr/bin/chromium`` (``make browser-deps``) and
+``playwright`` (pip; never ``playwright install``).
 """
 
 from __future__ import annotations
@@ -62,7 +64,8 @@ from tests.airflow_cluster import airflow_env, free_port, start_components, stop
 from tests.polling import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
-SCREENSHOTS = ROOT / "docs" / "screenshots"
+#: Where the README's pictures live; a test run writes there only when asked to refresh them.
+DOC_SCREENSHOTS = ROOT / "docs" / "screenshots"
 EXAMPLE_DAG = ROOT / "example_dags" / "example_aom_run_and_wait.py"
 DAG_ID = "example_aom_run_and_wait"
 TASK_ID = "run_workflow"
@@ -112,6 +115,7 @@ EXTRA_FIELDS = {
     "Account name": "domain_name",
     "IAM endpoint": "iam_endpoint",
     "Security token": "security_token",
+    "IAM user name": "user_name",
     "Verify TLS": "verify",
     "Timeout (s)": "timeout",
 }
@@ -344,7 +348,16 @@ def test_test_connection_button_as_shipped(cluster: Cluster, page: Page) -> None
     assert "Test Connection Successful" in toast and "Connected to AOM" in toast, toast
 
 
-def test_test_connection_reaches_the_emulator(cluster: Cluster, page: Page) -> None:
+@pytest.fixture(scope="module")
+def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """docs/screenshots when AOM_REFRESH_SCREENSHOTS=1, else a temporary folder (the committed pictures stay)."""
+    if os.environ.get("AOM_REFRESH_SCREENSHOTS") == "1":
+        DOC_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        return DOC_SCREENSHOTS
+    return tmp_path_factory.mktemp("screenshots")
+
+
+def test_test_connection_reaches_the_emulator(cluster: Cluster, page: Page, screenshots: Path) -> None:
     require_connection(cluster)
     with diagnostics(cluster, page, "test-connection"):
         if TEST_BUTTON_SENDS_PORT_0:
@@ -369,11 +382,11 @@ def test_test_connection_reaches_the_emulator(cluster: Cluster, page: Page) -> N
         expect(extra_field(dialog, "Timeout (s)").locator("input")).to_be_in_viewport()
         expect(dialog.get_by_label(HOST_LABEL, exact=True)).to_be_hidden()  # the other section has folded
         expect(page.get_by_role("status").filter(has_text="Connected to AOM").first).to_be_visible()
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SCREENSHOTS / "connection-form.png"), animations="disabled")
+        page.screenshot(path=str(screenshots / "connection-form.png"), animations="disabled")
+        assert (screenshots / "connection-form.png").stat().st_size > 0
 
 
-def test_example_dag_shows_the_execution_link(cluster: Cluster, page: Page) -> None:
+def test_example_dag_shows_the_execution_link(cluster: Cluster, page: Page, screenshots: Path) -> None:
     require_connection(cluster)
     with diagnostics(cluster, page, "task-link"):
         wait_for(
@@ -425,8 +438,8 @@ def test_example_dag_shows_the_execution_link(cluster: Cluster, page: Page) -> N
         href = link.get_attribute("href") or ""
         assert execution_id in href, href
         assert href.startswith("https://console.huaweicloud.com/") and "workflow_id=wf-success" in href, href
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SCREENSHOTS / "task-link.png"), animations="disabled")
+        page.screenshot(path=str(screenshots / "task-link.png"), animations="disabled")
+        assert (screenshots / "task-link.png").stat().st_size > 0
 
 
 def test_everything_listens_on_loopback_only(cluster: Cluster, browser: BrowserContext) -> None:

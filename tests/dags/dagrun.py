@@ -47,7 +47,7 @@ def task_states(dag_run: Any) -> dict[str, str]:
         )
         return {
             (ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]"): str(
-                ti.state.value if hasattr(ti.state, "value") else ti.state
+                getattr(ti.state, "value", ti.state)
             )
             for ti in rows
         }

@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 
 from airflow_provider_aom.emulator import AomEmulator
-from tests.conftest import AUTH_MODES
+from tests.conftest import AUTH_MODES, UseConnection
 from tests.dags.dagrun import load_example, run, task_states, xcom
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
 
 
 @pytest.mark.parametrize("mode", AUTH_MODES)
-def test_run_and_wait_in_every_auth_mode(mode: str, use_connection, emulator: AomEmulator) -> None:  # type: ignore[no-untyped-def]
+def test_run_and_wait_in_every_auth_mode(mode: str, use_connection: UseConnection, emulator: AomEmulator) -> None:
     use_connection(mode)
     dag_run = run(load_example("example_aom_run_and_wait"))
     assert task_states(dag_run) == {"run_workflow": "success"}

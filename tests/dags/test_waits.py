@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_aom.emulator import AomEmulator, WorkflowSpec
+from tests.conftest import UseConnection
 from tests.dags.dagrun import AIRFLOW_3, load_example, load_test_dag, run, task_states, try_numbers, xcom
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
@@ -17,7 +18,7 @@ def _mode(deferrable: bool) -> str:
 
 
 @pytest.mark.parametrize("deferrable", [False, True], ids=["sync", "deferrable"])
-def test_wait_success(deferrable: bool, use_connection, quick_workflows: AomEmulator) -> None:  # type: ignore[no-untyped-def]
+def test_wait_success(deferrable: bool, use_connection: UseConnection, quick_workflows: AomEmulator) -> None:
     use_connection("aksk")
     dag_run = run(load_test_dag(f"aom_wait_success_{_mode(deferrable)}"))
     assert task_states(dag_run) == {"run": "success"}
@@ -27,7 +28,9 @@ def test_wait_success(deferrable: bool, use_connection, quick_workflows: AomEmul
 
 
 @pytest.mark.parametrize("deferrable", [False, True], ids=["sync", "deferrable"])
-def test_wait_failure_fails_the_task(deferrable: bool, use_connection, quick_workflows: AomEmulator) -> None:  # type: ignore[no-untyped-def]
+def test_wait_failure_fails_the_task(
+    deferrable: bool, use_connection: UseConnection, quick_workflows: AomEmulator
+) -> None:
     use_connection("aksk")
     dag_run = run(load_test_dag(f"aom_wait_failure_{_mode(deferrable)}"))
     assert task_states(dag_run) == {"run": "failed"}
@@ -38,7 +41,9 @@ def test_wait_failure_fails_the_task(deferrable: bool, use_connection, quick_wor
 
 
 @pytest.mark.parametrize("deferrable", [False, True], ids=["sync", "deferrable"])
-def test_deadline_terminates_the_execution(deferrable: bool, use_connection, emulator: AomEmulator) -> None:  # type: ignore[no-untyped-def]
+def test_deadline_terminates_the_execution(
+    deferrable: bool, use_connection: UseConnection, emulator: AomEmulator
+) -> None:
     use_connection("aksk")
     dag_run = run(load_test_dag(f"aom_wait_deadline_{_mode(deferrable)}"))
     assert task_states(dag_run) == {"run": "failed"}
@@ -47,7 +52,7 @@ def test_deadline_terminates_the_execution(deferrable: bool, use_connection, emu
     assert emulator.state.count_requests("POST", "/v1/") == 2  # the submit and the terminate
 
 
-def test_sensor_follows_an_upstream_execution(use_connection, emulator: AomEmulator) -> None:  # type: ignore[no-untyped-def]
+def test_sensor_follows_an_upstream_execution(use_connection: UseConnection, emulator: AomEmulator) -> None:
     use_connection("token")
     dag_run = run(load_example("example_aom_run_then_sensor"))
     assert task_states(dag_run) == {
@@ -63,7 +68,9 @@ def test_sensor_follows_an_upstream_execution(use_connection, emulator: AomEmula
 
 
 @pytest.mark.parametrize("deferrable", [False, True], ids=["poke", "deferrable"])
-def test_sensor_fails_on_a_failed_execution(deferrable: bool, use_connection, quick_workflows: AomEmulator) -> None:  # type: ignore[no-untyped-def]
+def test_sensor_fails_on_a_failed_execution(
+    deferrable: bool, use_connection: UseConnection, quick_workflows: AomEmulator
+) -> None:
     use_connection("aksk")
     dag_run = run(load_test_dag(f"aom_sensor_failure_{_mode(deferrable)}"))
     assert task_states(dag_run) == {"start": "success", "wait": "failed"}
@@ -71,8 +78,8 @@ def test_sensor_fails_on_a_failed_execution(deferrable: bool, use_connection, qu
 
 @pytest.mark.parametrize("deferrable", [False, True], ids=["sync", "deferrable"])
 def test_token_expiring_during_the_wait_is_renewed(
-    deferrable: bool, use_connection, quick_workflows: AomEmulator
-) -> None:  # type: ignore[no-untyped-def]
+    deferrable: bool, use_connection: UseConnection, quick_workflows: AomEmulator
+) -> None:
     use_connection("password")
     quick_workflows.state.add_fault("expire_token", path="/status$", count=1)
     dag_run = run(load_test_dag(f"aom_wait_success_{_mode(deferrable)}"))
@@ -81,7 +88,7 @@ def test_token_expiring_during_the_wait_is_renewed(
     assert len(quick_workflows.state.executions()) == 1
 
 
-def test_polling_is_one_request_per_interval(use_connection, emulator: AomEmulator) -> None:  # type: ignore[no-untyped-def]
+def test_polling_is_one_request_per_interval(use_connection: UseConnection, emulator: AomEmulator) -> None:
     emulator.state.add_workflow(WorkflowSpec(id="wf-2s", name="two seconds", outcome="success", duration=2.0))
     use_connection("aksk")
     run(load_test_dag("aom_wait_rate"))
@@ -89,7 +96,7 @@ def test_polling_is_one_request_per_interval(use_connection, emulator: AomEmulat
     assert 4 <= polls <= 6, polls
 
 
-def test_trigger_form_params_choose_the_workflow(use_connection, quick_workflows: AomEmulator) -> None:  # type: ignore[no-untyped-def]
+def test_trigger_form_params_choose_the_workflow(use_connection: UseConnection, quick_workflows: AomEmulator) -> None:
     use_connection("aksk")
     dag_run = run(load_example("example_aom_trigger_form"), conf={"workflow_id": "wf-quick"})
     assert task_states(dag_run) == {"run_workflow": "success"}
@@ -97,7 +104,7 @@ def test_trigger_form_params_choose_the_workflow(use_connection, quick_workflows
     assert execution["workflow_id"] == "wf-quick"
 
 
-def test_dynamic_task_mapping(use_connection, emulator: AomEmulator) -> None:  # type: ignore[no-untyped-def]
+def test_dynamic_task_mapping(use_connection: UseConnection, emulator: AomEmulator) -> None:
     use_connection("password")
     dag_run = run(load_example("example_aom_mapped"))
     assert task_states(dag_run) == {"run_workflows[0]": "success", "run_workflows[1]": "success"}
@@ -120,8 +127,8 @@ def test_unfixable_errors_fail_once_without_retries(
     mode: str,
     overrides: dict[str, Any],
     workflow_id: str,
-    use_connection,
-    emulator: AomEmulator,  # type: ignore[no-untyped-def]
+    use_connection: UseConnection,
+    emulator: AomEmulator,
 ) -> None:
     use_connection(mode, **overrides)
     dag_run = run(load_test_dag("aom_fail_once"), conf={"workflow_id": workflow_id})
@@ -132,7 +139,9 @@ def test_unfixable_errors_fail_once_without_retries(
     assert emulator.state.executions() == []
 
 
-def test_durable_on_airflow_2_warns_and_still_runs(use_connection, quick_workflows: AomEmulator, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_durable_on_airflow_2_warns_and_still_runs(
+    use_connection: UseConnection, quick_workflows: AomEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
     if AIRFLOW_3:
         pytest.skip("Airflow 2 behaviour")
     from airflow_provider_aom.operators import aom

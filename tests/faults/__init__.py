@@ -22,6 +22,20 @@ DELAY = 1.0
 DELAY_TIMEOUT = 0.5
 
 
+def fault_classes(delay: float, retry_after: float) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Every fault class the submit and read tests inject: name -> (emulator fault kind, its options)."""
+    return {
+        "delay": ("delay", {"delay": delay}),
+        "drop_before": ("drop_before", {}),
+        "drop_after": ("drop_after", {}),
+        "429": ("status", {"status": 429, "retry_after": retry_after}),
+        **{str(status): ("status", {"status": status}) for status in (500, 502, 503, 504)},
+        "malformed": ("malformed", {}),
+        "truncated": ("truncated", {}),
+        "expire_token": ("expire_token", {}),
+    }
+
+
 def segment(value: str) -> str:
     """How an id must appear on the wire: exactly one percent-encoded path segment."""
     return quote(value, safe="~")

@@ -47,6 +47,7 @@ from tests.hostile_server import (
     gzip_bomb,
     huge_pieces,
     json_response,
+    replying,
     response,
 )
 
@@ -169,7 +170,7 @@ def test_400_mb_body_stops_at_the_cap_with_bounded_memory(mode: str, use_server:
     def respond(exchange: Exchange) -> None:
         size = 400 * MIB
         exchange.send(f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {size}\r\n\r\n".encode())
-        written.append(exchange.flood(huge_pieces(size)))
+        written.append(exchange.flooded(huge_pieces(size)))
 
     with HostileServer(respond) as server:
         use_server(server.base_url, timeout=60)
@@ -183,7 +184,7 @@ def test_400_mb_body_stops_at_the_cap_with_bounded_memory(mode: str, use_server:
 
 @pytest.mark.parametrize("mode", MODES)
 def test_never_ending_chunked_body_stops_at_the_cap(mode: str, use_server: Callable[..., None]) -> None:
-    with HostileServer(lambda exchange: exchange.flood(endless_chunked()) and None) as server:
+    with HostileServer(lambda exchange: exchange.flood(endless_chunked())) as server:
         use_server(server.base_url, timeout=60, max_response_bytes=MIB)
         error, peak = peak_memory(lambda: read_status(mode))
     assert isinstance(error, AomResponseTooLargeError), error
@@ -195,7 +196,7 @@ def test_gzip_bomb_stops_at_the_cap_after_decompression(mode: str, use_server: C
     """1 MB on the wire, 1 GiB decoded: stopped at the 16 MiB cap, counted after decompression."""
     bomb = gzip_bomb(1024 * MIB)
     headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
-    with HostileServer(lambda exchange: exchange.send(response(200, bomb, headers)) and None) as server:
+    with HostileServer(replying(response(200, bomb, headers))) as server:
         use_server(server.base_url, timeout=60)
         error, peak = peak_memory(lambda: read_status(mode))
     assert isinstance(error, AomResponseTooLargeError), error
@@ -333,7 +334,7 @@ def tls_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tupl
     ca, cert, key, other = _certificates(tmp_path)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
-    with HostileServer(lambda exchange: exchange.send(json_response(200, DETAIL)) and None, tls=context) as server:
+    with HostileServer(replying(json_response(200, DETAIL)), tls=context) as server:
         yield server, ca, other
     ssl_context.cache_clear()
 
@@ -394,7 +395,7 @@ def test_empty_proxies_switch_the_environment_proxy_off(
     mode: str, use_server: Callable[..., None], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     dead_proxy = f"http://127.0.0.1:{closed_port()}"
-    with HostileServer(lambda exchange: exchange.send(json_response(200, DETAIL)) and None) as server:
+    with HostileServer(replying(json_response(200, DETAIL))) as server:
         use_server(server.base_url, retry_attempts=1)
         for name in ("NO_PROXY", "no_proxy"):
             monkeypatch.delenv(name, raising=False)
@@ -418,7 +419,7 @@ def test_empty_proxies_switch_the_environment_proxy_off(
 def test_bad_header_value_is_a_configuration_error_naming_the_field(
     password: str, problem: str, use_server: Callable[..., None]
 ) -> None:
-    with HostileServer(lambda exchange: exchange.send(json_response(200, DETAIL)) and None) as server:
+    with HostileServer(replying(json_response(200, DETAIL))) as server:
         use_server(server.base_url, password=password)
         with pytest.raises(AomConfigurationError, match=problem) as info:
             AomHook().execute_workflow(WORKFLOW)
@@ -429,7 +430,7 @@ def test_bad_header_value_is_a_configuration_error_naming_the_field(
 
 @pytest.mark.parametrize("mode", MODES)
 def test_token_pasted_with_its_newline_is_stripped(mode: str, use_server: Callable[..., None]) -> None:
-    with HostileServer(lambda exchange: exchange.send(json_response(200, DETAIL)) and None) as server:
+    with HostileServer(replying(json_response(200, DETAIL))) as server:
         use_server(server.base_url, password=f"  {TOKEN}\r\n")
         assert read_status(mode)["status"] == "executing"
     assert f"X-Auth-Token: {TOKEN}\r\n".encode() in server.heads[0]
@@ -443,7 +444,7 @@ def test_server_text_in_an_error_cannot_forge_a_log_line(mode: str, use_server: 
     forged = "\r\n2026-12-02T00:00:00Z [error] forged line \u2028 \x1b[31m"
     body = {"error_code": "AOM.31001302" + forged, "error_msg": "Invalid param" + forged, "request_id": "r-1" + forged}
     headers = {"Content-Type": "application/json", "X-Request-Id": "r-1\x1b[31m\x7f"}
-    with HostileServer(lambda exchange: exchange.send(response(400, json.dumps(body).encode(), headers)) and None) as s:
+    with HostileServer(replying(response(400, json.dumps(body).encode(), headers))) as s:
         use_server(s.base_url)
         error, _ = timed(lambda: read_status(mode))
     assert isinstance(error, AomApiError), error

@@ -42,7 +42,7 @@ def depth_of(value: Any) -> int:
     return 0
 
 
-PATCHES = {
+PATCHES: dict[str, dict[str, Any]] = {
     "nan-and-300-deep": {
         "execution_result_list": [
             {"node_id": "n1", "status": "success", "output": {"nan": math.nan, "inf": math.inf, "deep": nested(300)}}
@@ -168,4 +168,3 @@ def test_adopted_execution_of_unchecked_creator_is_left_running_at_the_timeout(
     [execution] = emulator.state.executions()
     assert execution["status"] == "executing", "left running"
     assert not any(r["path"].endswith("/terminate") for r in emulator.state.requests())
-

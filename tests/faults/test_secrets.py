@@ -13,6 +13,7 @@ provider calls).
 from __future__ import annotations
 
 import glob
+import importlib
 import json
 import logging
 import os
@@ -104,6 +105,8 @@ def masked(monkeypatch: pytest.MonkeyPatch) -> list[str]:
             real(secret, name)
 
     monkeypatch.setattr(compat, "mask_secret", spy)
+    # The hooks bind it when imported (the config module looks it up at each call).
+    monkeypatch.setattr("airflow_provider_aom.hooks.aom.mask_secret", spy)
     return values
 
 
@@ -117,10 +120,8 @@ def run_records(dag_run: Any) -> str:
     from airflow.models.renderedtifields import RenderedTaskInstanceFields
     from airflow.utils.session import create_session
 
-    if AIRFLOW_3:
-        from airflow.models.xcom import XComModel as XCom
-    else:
-        from airflow.models.xcom import XCom  # type: ignore[assignment]
+    # The XCom table's model: XComModel on Airflow 3, XCom on 2.11.
+    XCom: Any = getattr(importlib.import_module("airflow.models.xcom"), "XComModel" if AIRFLOW_3 else "XCom")
 
     with create_session() as session:
         xcoms = session.query(XCom).filter(XCom.dag_id == dag_run.dag_id, XCom.run_id == dag_run.run_id).all()
@@ -251,11 +252,11 @@ def test_reprs_hold_no_secret(mode: str, secret_connection: Any, vault: AomEmula
     prepared = [
         protocol.prepare(request, PROJECT, token)
         for request in (
-            api.execute_workflow(PROJECT, "wf-success"),
-            api.get_execution(PROJECT, "wf-success", execution_id),
-            api.list_executions(PROJECT, "wf-success"),
-            api.terminate_execution(PROJECT, "wf-success", execution_id),
-            api.list_workflows(PROJECT, {"page": 1}),
+            api.execute_workflow("wf-success").request(PROJECT),
+            api.get_execution("wf-success", execution_id).request(PROJECT),
+            api.list_executions("wf-success").request(PROJECT),
+            api.terminate_execution("wf-success", execution_id).request(PROJECT),
+            api.list_workflows(page=1).request(PROJECT),
         )
     ]
     objects: list[Any] = [hook, hook.config, protocol, protocol.token_cache, token, *prepared]

@@ -14,11 +14,11 @@ from airflow_provider_aom.exceptions import (
     AomNotFoundError,
 )
 from airflow_provider_aom.hooks.aom import AomHook
-from tests.conftest import AUTH_MODES, QUICK_SECONDS
+from tests.conftest import AUTH_MODES, QUICK_SECONDS, UseConnection
 
 
 @pytest.mark.parametrize("mode", AUTH_MODES)
-def test_every_call_in_every_auth_mode(mode: str, use_connection, emulator: AomEmulator) -> None:  # type: ignore[no-untyped-def]
+def test_every_call_in_every_auth_mode(mode: str, use_connection: UseConnection, emulator: AomEmulator) -> None:
     use_connection(mode)
     hook = AomHook()
     execution_id = hook.execute_workflow("wf-success")
@@ -43,7 +43,7 @@ def test_every_call_in_every_auth_mode(mode: str, use_connection, emulator: AomE
     assert len(emulator.state.executions()) == 1, "test_connection must not start anything"
 
 
-def test_project_id_resolved_from_iam_for_aksk(use_connection, emulator: AomEmulator) -> None:  # type: ignore[no-untyped-def]
+def test_project_id_resolved_from_iam_for_aksk(use_connection: UseConnection, emulator: AomEmulator) -> None:
     use_connection("aksk", extra={"project_id": ""})
     hook = AomHook()
     assert hook.get_project_id() == DEFAULT_PROJECT_ID
@@ -52,13 +52,13 @@ def test_project_id_resolved_from_iam_for_aksk(use_connection, emulator: AomEmul
     assert emulator.state.count_requests("GET", "/v3/projects") == 1
 
 
-def test_project_id_from_token_scope_for_password_auth(use_connection, emulator: AomEmulator) -> None:  # type: ignore[no-untyped-def]
+def test_project_id_from_token_scope_for_password_auth(use_connection: UseConnection, emulator: AomEmulator) -> None:
     use_connection("password")
     assert AomHook().get_project_id() == DEFAULT_PROJECT_ID
     assert emulator.state.iam_token_requests() == 1
 
 
-def test_token_cached_across_hooks_and_threads(use_connection, emulator: AomEmulator) -> None:  # type: ignore[no-untyped-def]
+def test_token_cached_across_hooks_and_threads(use_connection: UseConnection, emulator: AomEmulator) -> None:
     use_connection("password")
     errors: list[BaseException] = []
 
@@ -78,7 +78,7 @@ def test_token_cached_across_hooks_and_threads(use_connection, emulator: AomEmul
     assert emulator.state.iam_token_requests() == 1
 
 
-def test_expired_token_is_renewed_once(use_connection, emulator: AomEmulator) -> None:  # type: ignore[no-untyped-def]
+def test_expired_token_is_renewed_once(use_connection: UseConnection, emulator: AomEmulator) -> None:
     use_connection("password")
     hook = AomHook()
     first = hook.execute_workflow("wf-success")
@@ -89,7 +89,7 @@ def test_expired_token_is_renewed_once(use_connection, emulator: AomEmulator) ->
     assert emulator.state.iam_token_requests() == 2
 
 
-def test_wrong_secret_key_fails_clearly(use_connection, emulator: AomEmulator) -> None:  # type: ignore[no-untyped-def]
+def test_wrong_secret_key_fails_clearly(use_connection: UseConnection, emulator: AomEmulator) -> None:
     use_connection("aksk", password="W" * 40)
     with pytest.raises(AomAuthenticationError) as info:
         AomHook().execute_workflow("wf-success")
@@ -98,13 +98,13 @@ def test_wrong_secret_key_fails_clearly(use_connection, emulator: AomEmulator) -
     assert emulator.state.executions() == []
 
 
-def test_wrong_iam_password_fails_clearly(use_connection, emulator: AomEmulator) -> None:  # type: ignore[no-untyped-def]
+def test_wrong_iam_password_fails_clearly(use_connection: UseConnection, emulator: AomEmulator) -> None:
     use_connection("password", password="not-the-password")
     with pytest.raises(AomAuthenticationError, match="username or password"):
         AomHook().execute_workflow("wf-success")
 
 
-def test_unknown_workflow(use_connection, emulator: AomEmulator) -> None:  # type: ignore[no-untyped-def]
+def test_unknown_workflow(use_connection: UseConnection, emulator: AomEmulator) -> None:
     use_connection("aksk")
     with pytest.raises(AomNotFoundError) as info:
         AomHook().execute_workflow("no-such-workflow")
@@ -113,7 +113,7 @@ def test_unknown_workflow(use_connection, emulator: AomEmulator) -> None:  # typ
     assert info.value.request_id
 
 
-def test_missing_project_id_without_region(use_connection, emulator: AomEmulator) -> None:  # type: ignore[no-untyped-def]
+def test_missing_project_id_without_region(use_connection: UseConnection, emulator: AomEmulator) -> None:
     use_connection("token", extra={"project_id": "", "region": ""})
     before = emulator.state.count_requests()
     with pytest.raises(AomConfigurationError, match="project_id"):
@@ -121,14 +121,14 @@ def test_missing_project_id_without_region(use_connection, emulator: AomEmulator
     assert emulator.state.count_requests() == before
 
 
-def test_test_connection_reports_server_error(use_connection, emulator: AomEmulator) -> None:  # type: ignore[no-untyped-def]
+def test_test_connection_reports_server_error(use_connection: UseConnection, emulator: AomEmulator) -> None:
     use_connection("aksk", password="W" * 40)
     ok, message = AomHook().test_connection()
     assert not ok
     assert "APIG.0301" in message
 
 
-def test_status_progresses_to_the_end(use_connection, quick_workflows: AomEmulator) -> None:  # type: ignore[no-untyped-def]
+def test_status_progresses_to_the_end(use_connection: UseConnection, quick_workflows: AomEmulator) -> None:
     use_connection("token")
     hook = AomHook()
     execution_id = hook.execute_workflow("wf-quick")

@@ -11,6 +11,7 @@ import pytest
 from airflow_provider_aom.emulator import AomEmulator, WorkflowSpec
 from airflow_provider_aom.hooks.aom import AomHook
 from airflow_provider_aom.triggers.aom import AomWorkflowExecutionTrigger
+from tests.conftest import LogText, UseConnection
 
 
 async def first_event(trigger: AomWorkflowExecutionTrigger) -> dict[str, Any]:
@@ -28,7 +29,7 @@ def round_trip(trigger: AomWorkflowExecutionTrigger) -> AomWorkflowExecutionTrig
     kwargs = json.loads(json.dumps(kwargs))  # JSON-only kwargs survive the database
     module, _, name = path.rpartition(".")
     cls = getattr(importlib.import_module(module), name)
-    return cls(**kwargs)  # type: ignore[no-any-return]
+    return cls(**kwargs)
 
 
 @pytest.fixture
@@ -63,7 +64,7 @@ def test_serialize_round_trip() -> None:
     assert round_trip(trigger).serialize() == (path, kwargs)
 
 
-async def test_success_event(use_connection, workflows: AomEmulator) -> None:  # type: ignore[no-untyped-def]
+async def test_success_event(use_connection: UseConnection, workflows: AomEmulator) -> None:
     use_connection("aksk")
     execution_id = start("wf-quick")
     event = await first_event(
@@ -74,7 +75,7 @@ async def test_success_event(use_connection, workflows: AomEmulator) -> None:  #
     assert event["detail"]["status"] == "success"
 
 
-async def test_failure_event_names_the_failing_node(use_connection, workflows: AomEmulator) -> None:  # type: ignore[no-untyped-def]
+async def test_failure_event_names_the_failing_node(use_connection: UseConnection, workflows: AomEmulator) -> None:
     use_connection("token")
     execution_id = start("wf-quick-fail")
     event = await first_event(
@@ -86,7 +87,7 @@ async def test_failure_event_names_the_failing_node(use_connection, workflows: A
     assert "failing node" in event["message"]
 
 
-async def test_custom_status_sets(use_connection, workflows: AomEmulator) -> None:  # type: ignore[no-untyped-def]
+async def test_custom_status_sets(use_connection: UseConnection, workflows: AomEmulator) -> None:
     use_connection("aksk")
     execution_id = start("wf-wait")
     await asyncio.sleep(0.3)
@@ -97,7 +98,7 @@ async def test_custom_status_sets(use_connection, workflows: AomEmulator) -> Non
     assert (event["status"], event["execution_status"]) == ("failure", "waitApproval")
 
 
-async def test_deadline_event(use_connection, workflows: AomEmulator) -> None:  # type: ignore[no-untyped-def]
+async def test_deadline_event(use_connection: UseConnection, workflows: AomEmulator) -> None:
     use_connection("aksk")
     execution_id = start("wf-long")
     began = time.monotonic()
@@ -112,7 +113,7 @@ async def test_deadline_event(use_connection, workflows: AomEmulator) -> None:  
     assert time.monotonic() - began < 5
 
 
-async def test_error_event_for_unknown_execution(use_connection, workflows: AomEmulator) -> None:  # type: ignore[no-untyped-def]
+async def test_error_event_for_unknown_execution(use_connection: UseConnection, workflows: AomEmulator) -> None:
     use_connection("aksk")
     event = await first_event(
         AomWorkflowExecutionTrigger(workflow_id="wf-quick", execution_id="nope", poll_interval=0.1)
@@ -121,7 +122,7 @@ async def test_error_event_for_unknown_execution(use_connection, workflows: AomE
     assert "404" in event["message"]
 
 
-async def test_401_renews_the_token_once(use_connection, workflows: AomEmulator) -> None:  # type: ignore[no-untyped-def]
+async def test_401_renews_the_token_once(use_connection: UseConnection, workflows: AomEmulator) -> None:
     use_connection("password")
     execution_id = start("wf-quick")
     assert workflows.state.iam_token_requests() == 1
@@ -133,7 +134,9 @@ async def test_401_renews_the_token_once(use_connection, workflows: AomEmulator)
     assert workflows.state.iam_token_requests() == 2
 
 
-async def test_transient_errors_while_polling_are_retried(use_connection, workflows: AomEmulator) -> None:  # type: ignore[no-untyped-def]
+async def test_transient_errors_while_polling_are_retried(
+    use_connection: UseConnection, workflows: AomEmulator
+) -> None:
     use_connection("aksk", extra={"retry_max_wait": 0.05})
     execution_id = start("wf-quick")
     workflows.state.add_fault("status", path="/status$", status=503, count=2)
@@ -144,8 +147,8 @@ async def test_transient_errors_while_polling_are_retried(use_connection, workfl
     assert event["status"] == "success"
 
 
-async def test_many_triggers_share_one_token_and_few_sockets(  # type: ignore[no-untyped-def]
-    use_connection, workflows: AomEmulator, monkeypatch: pytest.MonkeyPatch
+async def test_many_triggers_share_one_token_and_few_sockets(
+    use_connection: UseConnection, workflows: AomEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """20 triggers on one loop: one IAM token, and no more sockets than the loop's pool allows (here 4)."""
     from airflow_provider_aom.transport import AsyncTransport
@@ -173,13 +176,13 @@ async def test_many_triggers_share_one_token_and_few_sockets(  # type: ignore[no
     assert 1 <= len(opened) <= AsyncTransport.MAX_CONNECTIONS, opened
 
 
-async def test_requests_beyond_the_pool_wait_for_a_slot_not_in_the_pool(  # type: ignore[no-untyped-def]
-    use_connection, workflows: AomEmulator, monkeypatch: pytest.MonkeyPatch
+async def test_requests_beyond_the_pool_wait_for_a_slot_not_in_the_pool(
+    use_connection: UseConnection, workflows: AomEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """At most MAX_CONNECTIONS requests reach httpcore's pool at once; the rest queue on the transport's semaphore.
 
-    httpcore rescans its whole request queue on every connection event, so a long queue there makes
-    each request cost more (see BENCHMARKS.md, profiling note 2).
+    httpcore rescans its whole request queue on every connection event, so a long queue there would make
+    each request cost more (docs/scaling.md).
     """
     import httpcore
 
@@ -215,21 +218,28 @@ async def test_requests_beyond_the_pool_wait_for_a_slot_not_in_the_pool(  # type
     [({}, "cancel"), ({"cancel_on_kill": False}, "executing")],
     ids=["terminates", "cancel_on_kill-off"],
 )
-async def test_on_kill(kwargs: dict[str, Any], expected: str, use_connection, workflows: AomEmulator) -> None:  # type: ignore[no-untyped-def]
+async def test_on_kill(
+    kwargs: dict[str, Any], expected: str, use_connection: UseConnection, workflows: AomEmulator
+) -> None:
     use_connection("aksk")
     execution_id = start("wf-long")
     await AomWorkflowExecutionTrigger(workflow_id="wf-long", execution_id=execution_id, **kwargs).on_kill()
     assert AomHook().get_execution("wf-long", execution_id)["status"] == expected
 
 
-async def test_on_kill_is_best_effort(use_connection, workflows: AomEmulator) -> None:  # type: ignore[no-untyped-def]
+async def test_on_kill_is_best_effort(
+    use_connection: UseConnection, workflows: AomEmulator, log_text: LogText
+) -> None:
+    """Terminating an unknown execution fails on the server: the request went out, on_kill logs and does not raise."""
     use_connection("aksk")
-    # Terminating an unknown execution fails on the server; on_kill logs it and does not raise.
     await AomWorkflowExecutionTrigger(workflow_id="wf-long", execution_id="gone").on_kill()
+    [terminate] = [r for r in workflows.state.requests() if r["path"].endswith("/gone/terminate")]
+    assert terminate["status"] == 404
+    assert "Could not terminate execution gone" in log_text()
 
 
-async def test_unexpected_exception_ends_in_an_error_event(  # type: ignore[no-untyped-def]
-    use_connection, workflows: AomEmulator, monkeypatch: pytest.MonkeyPatch
+async def test_unexpected_exception_ends_in_an_error_event(
+    use_connection: UseConnection, workflows: AomEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A bug meeting an unforeseen answer must reach the task as an event with a message, not as a raise."""
     from airflow_provider_aom.hooks.aom import AomAsyncHook
@@ -245,7 +255,7 @@ async def test_unexpected_exception_ends_in_an_error_event(  # type: ignore[no-u
     assert "\r" not in event["message"] and "\n" not in event["message"]
 
 
-async def test_deadline_holds_while_a_poll_is_in_flight(use_connection, workflows: AomEmulator) -> None:  # type: ignore[no-untyped-def]
+async def test_deadline_holds_while_a_poll_is_in_flight(use_connection: UseConnection, workflows: AomEmulator) -> None:
     """Status answers trickle at 20 bytes/s, the connection allows 60 s: the trigger's 1.5 s deadline still ends it."""
     use_connection("aksk", extra={"timeout": 60})
     execution_id = start("wf-long")

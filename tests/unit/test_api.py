@@ -23,15 +23,15 @@ PROJECT = "0123456789abcdef0123456789abcdef"
 
 
 def test_paths_match_the_reference() -> None:
-    assert api.execute_workflow(PROJECT, "wf-1").path == f"/v1/{PROJECT}/cms/workflow/wf-1/executions"
-    assert api.execute_workflow(PROJECT, "wf-1").method == "POST"
-    assert api.execute_workflow(PROJECT, "wf-1").idempotent is False
-    assert api.get_execution(PROJECT, "wf", "e1").path == f"/v1/{PROJECT}/cms/workflow/wf/executions/e1/status"
-    assert api.list_executions(PROJECT, "wf").path == f"/v1/{PROJECT}/cms/workflow/wf/executions"
-    assert api.terminate_execution(PROJECT, "wf", "e1").path == (
+    assert api.execute_workflow("wf-1").request(PROJECT).path == f"/v1/{PROJECT}/cms/workflow/wf-1/executions"
+    assert api.execute_workflow("wf-1").request(PROJECT).method == "POST"
+    assert api.execute_workflow("wf-1").request(PROJECT).idempotent is False
+    assert api.get_execution("wf", "e1").request(PROJECT).path == f"/v1/{PROJECT}/cms/workflow/wf/executions/e1/status"
+    assert api.list_executions("wf").request(PROJECT).path == f"/v1/{PROJECT}/cms/workflow/wf/executions"
+    assert api.terminate_execution("wf", "e1").request(PROJECT).path == (
         f"/v1/{PROJECT}/cms/workflow/wf/executions/e1/terminate"
     )
-    listing = api.list_workflows(PROJECT, {"page": 1, "size": 10})
+    listing = api.list_workflows(page=1, size=10).request(PROJECT)
     assert (listing.method, listing.path) == ("POST", f"/v1/{PROJECT}/cms/workflow-list")
     assert json.loads(listing.body) == {"page": 1, "size": 10}
     projects = api.list_projects("cn-north-4")
@@ -39,40 +39,52 @@ def test_paths_match_the_reference() -> None:
 
 
 def test_hostile_ids_stay_one_segment() -> None:
-    path = api.get_execution(PROJECT, "../../v3/auth?x=1#", "a/b%2F").path
+    path = api.get_execution("../../v3/auth?x=1#", "a/b%2F").request(PROJECT).path
     assert path == f"/v1/{PROJECT}/cms/workflow/..%2F..%2Fv3%2Fauth%3Fx%3D1%23/executions/a%2Fb%252F/status"
 
 
 @pytest.mark.parametrize("bad", ["", ".", "..", "a" * 65, "line\nbreak", "tab\t", " padded", "nul\x00"])
 def test_bad_ids_are_rejected(bad: str) -> None:
     with pytest.raises(AomConfigurationError, match="workflow_id"):
-        api.execute_workflow(PROJECT, bad)
+        api.execute_workflow(bad).request(PROJECT)
 
 
 @pytest.mark.parametrize("bad", ["", "x" * 31, "x" * 33, "../" + "x" * 29, "0123456789abcdef0123456789abcde/"])
 def test_bad_project_ids_are_rejected(bad: str) -> None:
     with pytest.raises(AomConfigurationError, match="project_id"):
-        api.execute_workflow(bad, "wf")
+        api.execute_workflow("wf").request(bad)
 
 
 def test_unknown_workflow_filter_is_rejected() -> None:
     with pytest.raises(AomConfigurationError, match="colour"):
-        api.list_workflows(PROJECT, {"colour": "red"})
+        api.list_workflows(colour="red").request(PROJECT)
 
 
-@given(st.text(min_size=1, max_size=64))
+def documented_valid(value: str) -> bool:
+    """The id rule, stated independently of the code: 1-64 characters, no C0/DEL, no outer white space, not . or .."""
+    return (
+        1 <= len(value) <= 64
+        and not any(ord(c) < 32 or ord(c) == 127 for c in value)
+        and value.strip() == value
+        and value not in (".", "..")
+    )
+
+
+@given(st.text(max_size=70))
+def test_ids_are_accepted_exactly_when_the_rule_says(value: str) -> None:
+    assert api.is_valid_id(value) == documented_valid(value)
+
+
+@given(st.text(min_size=1, max_size=64).filter(documented_valid))
 def test_any_valid_id_is_exactly_one_segment(workflow_id: str) -> None:
-    try:
-        path = api.execute_workflow(PROJECT, workflow_id).path
-    except AomConfigurationError:
-        return
+    path = api.execute_workflow(workflow_id).request(PROJECT).path
     segments = path.split("/")
     assert len(segments) == 7
     assert segments[:5] == ["", "v1", PROJECT, "cms", "workflow"] and segments[6] == "executions"
     assert "?" not in path and "#" not in path and "\n" not in path
 
 
-REQ = api.execute_workflow(PROJECT, "wf-1")
+REQ = api.execute_workflow("wf-1").request(PROJECT)
 
 
 def response(status: int, body: object, **headers: str) -> ApiResponse:

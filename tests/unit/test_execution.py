@@ -14,14 +14,15 @@ from airflow_provider_aom.exceptions import AomInvalidResponseError
 from airflow_provider_aom.execution import (
     MAX_DEPTH,
     MAX_NODE_LINES,
-    MIN_DETAIL_BYTES,
     bounded,
-    check_max_detail_bytes,
     failure_message,
     node_lines,
     parse_detail,
     storable,
+    stored,
+    timing,
 )
+from airflow_provider_aom.status import MIN_DETAIL_BYTES, check_max_detail_bytes
 
 
 def parse(payload: Any) -> dict[str, Any]:
@@ -146,3 +147,30 @@ def test_node_lines_and_failure_message_escape_server_text() -> None:
     }
     for text in [*node_lines(detail), failure_message("wf", "e", detail)]:
         assert not any(c in text for c in "\r\n\u2028"), repr(text)
+
+
+def test_stored_detail_has_iso_8601_utc_times_and_null_for_not_yet() -> None:
+    detail = {
+        "status": "executing",
+        "begin_time": 1_796_169_600_123,
+        "end_time": 0,
+        "execution_result_list": [{"node_id": "n1", "begin_time": 1_796_169_600_123, "end_time": 0}],
+    }
+    stored_detail = stored(detail, 64 * 1024)
+    assert stored_detail["begin_time"] == "2026-12-02T00:00:00.123000+00:00"
+    assert stored_detail["end_time"] is None
+    assert stored_detail["execution_result_list"][0] == {
+        "node_id": "n1",
+        "begin_time": "2026-12-02T00:00:00.123000+00:00",
+        "end_time": None,
+    }
+    assert detail["begin_time"] == 1_796_169_600_123, "the parsed detail itself is left as AOM sent it"
+
+
+def test_timing_says_when_it_ran_and_for_how_long() -> None:
+    began = 1_796_169_600_000
+    assert timing({"begin_time": began, "end_time": began + 192_000}) == (
+        "began 2026-12-02T00:00:00+00:00, ended 2026-12-02T00:03:12+00:00 (3 minutes 12 seconds)"
+    )
+    assert timing({"begin_time": began, "end_time": 0}) == "began 2026-12-02T00:00:00+00:00"
+    assert timing({"status": "x"}) is None

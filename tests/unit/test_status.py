@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import pytest
 
 from airflow_provider_aom.exceptions import AomConfigurationError
-from airflow_provider_aom.execution import failure_message
-from airflow_provider_aom.status import StatusRules, StatusTracker
+from airflow_provider_aom.execution import StatusTracker, failure_message
+from airflow_provider_aom.status import StatusRules
 
 
 def test_default_rules_are_case_insensitive() -> None:
@@ -27,7 +29,7 @@ def test_custom_rules_and_overlap() -> None:
         StatusRules(success=["success"], failure=["SUCCESS"])
 
 
-def detail(status: str, nodes: list[dict[str, object]] | None = None) -> dict[str, object]:
+def detail(status: str, nodes: Sequence[Mapping[str, Any]] | None = None) -> dict[str, object]:
     return {"status": status, "execution_result_list": nodes or [], "approve_user_name_list": ["ops-lead", "cto"]}
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from airflow_provider_aom.operators.aom import AomExecuteWorkflowOperator
 from airflow_provider_aom.sensors.aom import AomWorkflowExecutionSensor
@@ -15,9 +16,9 @@ except ImportError:  # Airflow 2
 START = datetime(2026, 1, 1)
 
 
-def _one_task(dag_id: str, **kwargs: object) -> DAG:
+def _one_task(dag_id: str, **kwargs: Any) -> DAG:
     with DAG(dag_id=dag_id, start_date=START, schedule=None, catchup=False) as dag:
-        AomExecuteWorkflowOperator(task_id="run", poll_interval=0.2, retries=0, **kwargs)  # type: ignore[arg-type]
+        AomExecuteWorkflowOperator(task_id="run", **{"poll_interval": 0.2, "retries": 0, **kwargs})
     return dag
 
 
@@ -53,8 +54,7 @@ for mode in ("sync", "deferrable"):
         )
     globals()[f"sensor_failure_{mode}"] = sensor_dag
 
-rate = _one_task("aom_wait_rate", workflow_id="wf-2s", wait_for_completion=True, deferrable=True)
-rate.get_task("run").poll_interval = 0.5  # type: ignore[attr-defined]
+rate = _one_task("aom_wait_rate", workflow_id="wf-2s", wait_for_completion=True, deferrable=True, poll_interval=0.5)
 
 with DAG(dag_id="aom_fail_once", start_date=START, schedule=None, catchup=False) as fail_once:
     AomExecuteWorkflowOperator(
@@ -63,3 +63,29 @@ with DAG(dag_id="aom_fail_once", start_date=START, schedule=None, catchup=False)
         retries=2,
         retry_delay=timedelta(seconds=0),
     )
+
+# Recovery at the failed node (tests/dags/test_recovery.py).
+for mode in ("sync", "deferrable"):
+    deferrable = mode == "deferrable"
+    for policy in ("fail", "restart", "skip"):
+        globals()[f"node_failure_{policy}_{mode}"] = _one_task(
+            f"aom_node_failure_{policy}_{mode}",
+            workflow_id="wf-quick-pause-fail",
+            wait_for_completion=True,
+            deferrable=deferrable,
+            timeout=30,
+            on_node_failure=policy,
+        )
+    globals()[f"retry_from_failure_{mode}"] = _one_task(
+        f"aom_retry_from_failure_{mode}",
+        workflow_id="wf-quick-fail",
+        wait_for_completion=True,
+        deferrable=deferrable,
+        timeout=60,
+        retry_from_failure=True,
+        retries=1,
+        retry_delay=timedelta(seconds=0),
+    )
+
+reuse = _one_task("aom_reuse_existing_run", workflow_id="wf-long", reuse_existing_run=True)
+by_name = _one_task("aom_by_name", workflow_name="{{ dag_run.conf['workflow_name'] }}", wait_for_completion=True)

@@ -1,0 +1,291 @@
+"""Recovering at the failed node instead of from scratch: node operations and the decisions around them.
+
+AOM can act on an execution that stopped at a node (reference §1.5): ``restart`` re-runs a
+failed node, ``skip`` passes over it, ``continue`` passes a manual pause node. Which execution and
+node statuses each action accepts is not documented; the emulator models the rules in
+docs/operators.md, and whatever AOM refuses becomes
+:class:`~airflow_provider_aom.exceptions.AomNodeActionRefusedError` naming the action, node and
+statuses.
+
+* :func:`stopped_at` says where an execution waits for an operation, if anywhere.
+* :func:`operate_execution` is the operation as a plan (both hooks run it): the POST is not
+  idempotent, so after an ambiguous failure it is never re-sent; the execution is read again and
+  the operation counts as done only if the execution shows it.
+* :func:`on_stop` is the ``on_node_failure`` policy, decided once for the sync wait, the sensor
+  and the trigger.
+* :func:`earlier_execution` finds, for ``retry_from_failure``, the execution an earlier try started.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from airflow_provider_aom import api
+from airflow_provider_aom.api import Identify, Pause, Plan, Settings
+from airflow_provider_aom.escaping import escape
+from airflow_provider_aom.exceptions import (
+    AomAmbiguousOperationError,
+    AomBadRequestError,
+    AomConfigurationError,
+    AomError,
+    AomNodeActionRefusedError,
+    AomNothingToOperateError,
+)
+from airflow_provider_aom.protocol import Identity
+from airflow_provider_aom.reconcile import DATE_MARGIN, in_window
+from airflow_provider_aom.retry import may_have_happened
+from airflow_provider_aom.status import NodeAction, OnNodeFailure, on_node_failure
+
+__all__ = [
+    "Decision",
+    "NodeAction",
+    "NodeOperation",
+    "OnNodeFailure",
+    "Stop",
+    "earlier_execution",
+    "first_try_started",
+    "node_action",
+    "on_node_failure",
+    "on_stop",
+    "operate_execution",
+    "stopped_at",
+]
+
+log = logging.getLogger(__name__)
+
+#: Node statuses that mean the node failed, and the one of a manual pause node (compared in lower case).
+FAILED_NODE_STATUSES = frozenset({"fail", "failed"})
+PAUSED_NODE_STATUS = "pausing"
+#: Execution statuses in which an operation can apply: paused at a node, or ended by a failed node.
+PAUSED_EXECUTION_STATUS = "pausing"
+FAILED_EXECUTION_STATUS = "fail"
+
+
+def node_action(value: Any) -> NodeAction:
+    try:
+        return NodeAction(value)
+    except ValueError:
+        raise AomConfigurationError(
+            f"action must be one of {', '.join(a.value for a in NodeAction)}, got {escape(value, 20)!r}."
+        ) from None
+
+
+@dataclass(frozen=True)
+class Stop:
+    """Where an execution waits for a person or an operation."""
+
+    node_id: str
+    node_status: str
+    execution_status: str
+    #: True: a failed node (restart, skip); False: a manual pause node (continue).
+    failed: bool
+    output: Any = None
+
+    @property
+    def paused(self) -> bool:
+        """The execution is still waiting (``pausing``), not ended ``fail``."""
+        return self.execution_status.lower() == PAUSED_EXECUTION_STATUS
+
+    def describe(self) -> str:
+        output = (
+            f", output {escape(json.dumps(self.output, ensure_ascii=False, default=str), 300)}" if self.output else ""
+        )
+        return f"node {escape(self.node_id, 64)} ({escape(self.node_status, 32)}{output})"
+
+
+def stopped_at(detail: Mapping[str, Any]) -> Stop | None:
+    """The failed node of an execution paused at it or ended by it, else its pause node; None when neither."""
+    status = str(detail.get("status", ""))
+    if status.lower() not in (PAUSED_EXECUTION_STATUS, FAILED_EXECUTION_STATUS):
+        return None
+    nodes = [
+        n
+        for n in detail.get("execution_result_list") or []
+        if isinstance(n, Mapping) and api.is_valid_id(n.get("node_id"))
+    ]
+    for node in nodes:
+        if str(node.get("status", "")).lower() in FAILED_NODE_STATUSES:
+            return Stop(node["node_id"], str(node["status"]), status, True, node.get("output"))
+    if status.lower() == PAUSED_EXECUTION_STATUS:
+        for node in nodes:
+            if str(node.get("status", "")).lower() == PAUSED_NODE_STATUS:
+                return Stop(node["node_id"], str(node["status"]), status, False, node.get("output"))
+    return None
+
+
+@dataclass(frozen=True)
+class NodeOperation:
+    """An operation AOM accepted (``confirmed``) or whose effect the execution showed after an unclear answer."""
+
+    action: NodeAction
+    node_id: str
+    confirmed: bool = True
+
+
+def _node(detail: Mapping[str, Any], node_id: str) -> tuple[Any, ...]:
+    for node in detail.get("execution_result_list") or []:
+        if isinstance(node, Mapping) and node.get("node_id") == node_id:
+            return (node.get("status"), node.get("begin_time"), node.get("end_time"))
+    return ()
+
+
+def _changed(before: Mapping[str, Any], after: Mapping[str, Any], node_id: str) -> bool:
+    """Whether the execution moved on from the stop the operation was for."""
+    return before.get("status") != after.get("status") or _node(before, node_id) != _node(after, node_id)
+
+
+def operate_execution(
+    workflow_id: str,
+    execution_id: str,
+    action: str | NodeAction,
+    node_id: str | None = None,
+    project_id: str | None = None,
+) -> Plan[NodeOperation]:
+    """Restart or skip the execution's failed node, or continue past its pause node.
+
+    ``node_id=None`` acts on the node the execution is stopped at (its failed node for restart and
+    skip, its pause node for continue). The operation is sent once: after an unclear answer the
+    execution is read again (for up to twice the connection's timeout) and the operation counts as
+    done only when the execution shows it; otherwise
+    :class:`~airflow_provider_aom.exceptions.AomAmbiguousOperationError`, nothing re-sent.
+    """
+    wanted = node_action(action)
+    before: dict[str, Any] = yield api.get_execution(workflow_id, execution_id, project_id)
+    stop = stopped_at(before)
+    if node_id is None:
+        if stop is None or stop.failed == (wanted is NodeAction.CONTINUE):
+            what = "pause node to continue" if wanted is NodeAction.CONTINUE else "failed node to " + wanted.value
+            raise AomNothingToOperateError(
+                f"Execution {escape(execution_id, 64)} of workflow {escape(workflow_id, 64)} is "
+                f"{escape(before.get('status'), 32)} with no {what}; give node_id to act on a node anyway."
+            )
+        node_id = stop.node_id
+    node_status = escape(_node(before, node_id)[0] if _node(before, node_id) else "absent", 32)
+    try:
+        yield api.operate_execution(workflow_id, execution_id, wanted.value, node_id, project_id)
+        return NodeOperation(wanted, node_id)
+    except AomBadRequestError as exc:
+        raise AomNodeActionRefusedError(
+            f"AOM refused to {wanted.value} node {escape(node_id, 64)} of execution {escape(execution_id, 64)} "
+            f"(workflow {escape(workflow_id, 64)}): the node is {node_status} and the execution "
+            f"{escape(before.get('status'), 32)}. {exc}"
+        ) from None
+    except AomError as exc:
+        if not may_have_happened(exc):
+            raise
+        cause = exc
+    log.warning(
+        "%s node %s of execution %s got no clear answer (%s); reading the execution to see whether it took effect.",
+        wanted.value.capitalize(),
+        escape(node_id, 64),
+        escape(execution_id, 64),
+        cause,
+    )
+    settings = yield Settings()
+    settle_until = time.monotonic() + 2 * settings.timeout
+    while True:
+        try:
+            after: dict[str, Any] = yield api.get_execution(workflow_id, execution_id, project_id)
+        except AomError:
+            after = before
+        if _changed(before, after, node_id):
+            log.warning("The execution shows the %s of node %s took effect.", wanted.value, escape(node_id, 64))
+            return NodeOperation(wanted, node_id, confirmed=False)
+        if time.monotonic() >= settle_until:
+            break
+        yield Pause(1.0)
+    raise AomAmbiguousOperationError(
+        f"{wanted.value.capitalize()} node {escape(node_id, 64)} of execution {escape(execution_id, 64)} failed "
+        f"ambiguously ({cause}) and the execution still shows the node {node_status}: it was not re-sent. Look at "
+        "the execution in the AOM console before acting again."
+    )
+
+
+# --------------------------------------------------------------------------- on_node_failure
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What a wait does about a stop: fail with ``message``, keep waiting, or send ``action`` for ``node_id``."""
+
+    fail: str | None = None
+    action: NodeAction | None = None
+    node_id: str | None = None
+
+
+KEEP_WAITING = Decision()
+
+
+def on_stop(
+    detail: Mapping[str, Any],
+    policy: OnNodeFailure,
+    restarts: Mapping[str, int],
+    max_node_restarts: int,
+    workflow_id: str,
+    execution_id: str,
+) -> Decision:
+    """Apply ``on_node_failure`` to an execution paused at a failed node (anything else: keep waiting)."""
+    stop = stopped_at(detail)
+    if stop is None or not stop.failed or not stop.paused or policy is OnNodeFailure.WAIT:
+        return KEEP_WAITING
+    where = f"AOM workflow {escape(workflow_id, 64)} execution {escape(execution_id, 64)} is paused at failed"
+    if policy is OnNodeFailure.FAIL:
+        return Decision(fail=f"{where} {stop.describe()} (on_node_failure='fail').")
+    if policy is OnNodeFailure.SKIP:
+        return Decision(action=NodeAction.SKIP, node_id=stop.node_id)
+    if restarts.get(stop.node_id, 0) >= max_node_restarts:
+        return Decision(
+            fail=f"{where} {stop.describe()} again after {restarts.get(stop.node_id, 0)} restart(s) "
+            f"(max_node_restarts={max_node_restarts})."
+        )
+    return Decision(action=NodeAction.RESTART, node_id=stop.node_id)
+
+
+# --------------------------------------------------------------------------- retry_from_failure
+
+
+def first_try_started(context: Mapping[str, Any]) -> float:
+    """When this task instance's first try started (epoch seconds), for :func:`earlier_execution`.
+
+    Airflow 2.11 keeps earlier tries in ``task_instance_history``; where a task cannot read the
+    metadata DB (Airflow 3 before 3.3, which also has no task state store), the DAG run's start is
+    the closest bound: an execution of the same workflow started meanwhile by another task of the
+    same run would count too (the creator check still applies).
+    """
+    ti, dag_run = context["ti"], context.get("dag_run")
+    try:
+        from airflow.models.taskinstancehistory import TaskInstanceHistory
+        from airflow.utils.session import create_session
+
+        with create_session() as session:
+            first = (
+                session.query(TaskInstanceHistory.start_date)
+                .filter_by(dag_id=ti.dag_id, task_id=ti.task_id, run_id=ti.run_id, map_index=ti.map_index, try_number=1)
+                .scalar()
+            )
+        if first is not None:
+            return float(first.timestamp())
+    except Exception:
+        log.debug("No task_instance_history to read; using the DAG run's start.", exc_info=True)
+    start = getattr(dag_run, "start_date", None) or getattr(ti, "start_date", None)
+    return float(start.timestamp()) if start is not None else time.time()
+
+
+def earlier_execution(workflow_id: str, since: float, project_id: str | None = None) -> Plan[str | None]:
+    """The newest execution of the workflow that began since ``since`` (epoch seconds) and is not another user's.
+
+    For ``retry_from_failure`` below Airflow 3.3 (no task state store): ``since`` is when the task
+    instance's first try started, so only an execution an earlier try can have started qualifies.
+    """
+    executions: list[dict[str, Any]] = yield api.list_executions(workflow_id, project_id)
+    candidates = in_window(executions, (since - DATE_MARGIN, time.time() + DATE_MARGIN))
+    if any(c.created_by for c in candidates):
+        identity: Identity | None = yield Identify()
+        if identity is not None:
+            candidates = [c for c in candidates if c.created_by is None or identity.created(c.created_by)]
+    return candidates[0].execution_id if candidates else None
