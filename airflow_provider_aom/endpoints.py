@@ -34,9 +34,7 @@ class Endpoint:
 
     def format(self, **values: str) -> str:
         """The path with each placeholder replaced by its value, percent-encoded as exactly one segment."""
-        return "/".join(
-            encode_segment(values[part[1:-1]]) if part.startswith("{") else part for part in self.segments
-        )
+        return "/".join(encode_segment(values[part[1:-1]]) if part.startswith("{") else part for part in self.segments)
 
 
 _WORKFLOW = "/v1/{project_id}/cms/workflow/{workflow_id}"

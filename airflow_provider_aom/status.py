@@ -13,6 +13,7 @@ imports nothing but the standard library and the exceptions.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterable, Mapping
 from enum import Enum
 from typing import Any
@@ -25,6 +26,20 @@ DEFAULT_FAILURE_STATUSES = frozenset({"fail", "cancel", "timeout", "approvalfail
 NEEDS_PERSON_STATUSES = frozenset({"waitapproval", "pausing"})
 #: Seconds: a poll that fails this close to a wait's deadline was cut by it, so the wait ends as a timeout.
 DEADLINE_SLACK = 0.5
+
+
+def poll_pause(interval: float, polls_done: int) -> float:
+    """Seconds to wait before the next poll of a deferred wait.
+
+    Waits deferred together (mapped tasks) would otherwise poll in the same instant forever, and
+    the server and the triggerer would see bursts instead of a steady rate. The first pause is drawn
+    between half and one and a half intervals, which spreads their phases across one interval;
+    later pauses are the interval itself, so the mean interval (and the number of status calls)
+    stays what ``poll_interval`` says.
+    """
+    if polls_done == 1:
+        return interval * random.uniform(0.5, 1.5)  # noqa: S311 - spreading load, not cryptography
+    return interval
 
 
 class Outcome(str, Enum):

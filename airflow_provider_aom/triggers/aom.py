@@ -24,6 +24,7 @@ from airflow_provider_aom.status import (
     Outcome,
     StatusRules,
     WaitEnd,
+    poll_pause,
 )
 
 
@@ -159,6 +160,7 @@ class AomWorkflowExecutionTrigger(BaseTrigger):
             last=self.last_status,
         )
         hook = self._hook()
+        polls = 0
         try:
             while True:
                 if self._past_deadline():
@@ -214,7 +216,8 @@ class AomWorkflowExecutionTrigger(BaseTrigger):
                         self.on_node_failure,
                     )
                     continue
-                pause = self.poll_interval
+                polls += 1
+                pause = poll_pause(self.poll_interval, polls)
                 if self.deadline is not None:
                     pause = max(0.0, min(pause, self.deadline - time.time()))
                 await asyncio.sleep(pause)

@@ -408,6 +408,17 @@ def test_empty_proxies_switch_the_environment_proxy_off(
     assert len(server.heads) == 1
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_http_proxy_from_extra_proxies_carries_the_request(mode: str, use_server: Callable[..., None]) -> None:
+    """The endpoint's name never resolves: only the proxy is reached, with the absolute-form request."""
+    with HostileServer(replying(json_response(200, DETAIL))) as proxy:
+        use_server("http://aom.example.invalid:8089", proxies={"http": proxy.base_url})
+        assert read_status(mode)["status"] == "executing"
+    [head] = proxy.heads
+    assert head.startswith(b"GET http://aom.example.invalid:8089/v1/"), head[:80]
+    assert b"/status HTTP/1.1" in head.split(b"\r\n")[0]
+
+
 # --------------------------------------------------------------------------- 5. before a byte is sent
 
 

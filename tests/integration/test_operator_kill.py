@@ -35,9 +35,7 @@ def test_on_kill(kwargs: dict[str, Any], expected: str, use_connection: UseConne
     assert AomHook().get_execution("wf-long", execution_id)["status"] == expected
 
 
-def test_on_kill_is_best_effort(
-    use_connection: UseConnection, emulator: AomEmulator, log_text: LogText
-) -> None:
+def test_on_kill_is_best_effort(use_connection: UseConnection, emulator: AomEmulator, log_text: LogText) -> None:
     """The terminate is sent; its failure is logged, never raised (a kill must always complete)."""
     use_connection("aksk")
     running_operator("no-such-execution", wait_for_completion=True).on_kill()

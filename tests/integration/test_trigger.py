@@ -179,11 +179,7 @@ async def test_many_triggers_share_one_token_and_few_sockets(
 async def test_requests_beyond_the_pool_wait_for_a_slot_not_in_the_pool(
     use_connection: UseConnection, workflows: AomEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """At most MAX_CONNECTIONS requests reach httpcore's pool at once; the rest queue on the transport's semaphore.
-
-    httpcore rescans its whole request queue on every connection event, so a long queue there would make
-    each request cost more (docs/scaling.md).
-    """
+    """At most MAX_CONNECTIONS requests reach a connection at once; the rest queue on the transport's semaphore."""
     import httpcore
 
     from airflow_provider_aom.hooks.aom import AomAsyncHook
@@ -195,7 +191,7 @@ async def test_requests_beyond_the_pool_wait_for_a_slot_not_in_the_pool(
     workflows.state.add_fault("delay", path="/status$", delay=0.2, count=12)
     hook = AomAsyncHook()
     in_flight, peak = 0, 0
-    send = httpcore.AsyncConnectionPool.handle_async_request
+    send = httpcore.AsyncHTTPConnection.handle_async_request
 
     async def counting(pool: Any, request: Any) -> Any:
         nonlocal in_flight, peak
@@ -206,7 +202,7 @@ async def test_requests_beyond_the_pool_wait_for_a_slot_not_in_the_pool(
         finally:
             in_flight -= 1
 
-    monkeypatch.setattr(httpcore.AsyncConnectionPool, "handle_async_request", counting)
+    monkeypatch.setattr(httpcore.AsyncHTTPConnection, "handle_async_request", counting)
     executions = await asyncio.gather(*(hook.get_execution("wf-long", i) for i in ids))
     assert {e["status"] for e in executions} == {"executing"}
     assert peak == 3
@@ -227,9 +223,7 @@ async def test_on_kill(
     assert AomHook().get_execution("wf-long", execution_id)["status"] == expected
 
 
-async def test_on_kill_is_best_effort(
-    use_connection: UseConnection, workflows: AomEmulator, log_text: LogText
-) -> None:
+async def test_on_kill_is_best_effort(use_connection: UseConnection, workflows: AomEmulator, log_text: LogText) -> None:
     """Terminating an unknown execution fails on the server: the request went out, on_kill logs and does not raise."""
     use_connection("aksk")
     await AomWorkflowExecutionTrigger(workflow_id="wf-long", execution_id="gone").on_kill()
@@ -267,3 +261,28 @@ async def test_deadline_holds_while_a_poll_is_in_flight(use_connection: UseConne
     assert event["status"] == "timeout"
     assert time.monotonic() - began < 20, "a hang, not a slow machine"
     assert event["owned"] is True, "events carry whether the task may terminate the execution"
+
+
+async def test_sequential_polls_reuse_one_connection(
+    use_connection: UseConnection, workflows: AomEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The per-host stack hands the same idle connection back: 20 polls in a row open one socket."""
+    from airflow_provider_aom.hooks.aom import AomAsyncHook
+
+    use_connection("token")
+    execution_id = start("wf-long")
+    loop = asyncio.get_running_loop()
+    emulator_port = int(workflows.base_url.rsplit(":", 1)[1])
+    opened: list[int] = []
+    create_connection = loop.create_connection
+
+    async def counting(*args: Any, **kwargs: Any) -> Any:
+        if len(args) > 2 and args[2] == emulator_port:
+            opened.append(args[2])
+        return await create_connection(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "create_connection", counting)
+    hook = AomAsyncHook()
+    for _ in range(20):
+        assert (await hook.get_execution("wf-long", execution_id))["status"] == "executing"
+    assert len(opened) == 1, opened

@@ -68,3 +68,14 @@ def test_failure_message_names_everything() -> None:
         failure_message("wf-1", "ex-1", detail("cancel"))
         == "AOM workflow wf-1 execution ex-1 ended with status cancel."
     )
+
+
+def test_poll_pauses_spread_phases_without_polling_more() -> None:
+    """Only the first pause is drawn (0.5 to 1.5 intervals): phases spread, the mean interval stays."""
+    from airflow_provider_aom.status import poll_pause
+
+    first = [poll_pause(10.0, 1) for _ in range(4000)]
+    assert min(first) >= 5.0 and max(first) <= 15.0
+    assert len({round(p, 3) for p in first}) > 3000, "drawn, not fixed"
+    assert abs(sum(first) / len(first) - 10.0) < 0.25
+    assert all(poll_pause(10.0, n) == 10.0 for n in range(2, 50))
