@@ -190,7 +190,7 @@ def adoption_note(workflow_id: str, verdict: Verdict) -> str:
 # --------------------------------------------------------------------------- the submit, as a plan
 
 
-def _parse_listing(response: ApiResponse, request: ApiRequest) -> tuple[list[dict[str, Any]], float | None]:
+def listing_with_clock(response: ApiResponse, request: ApiRequest) -> tuple[list[dict[str, Any]], float | None]:
     """The execution list and AOM's clock offset, measured as the answer arrived."""
     return api.parse_execution_list(response, request), server_clock_offset(response, time.time())
 
@@ -220,7 +220,7 @@ def start_execution(workflow_id: str, project_id: str | None = None) -> Plan[Sta
         escape(workflow_id, 64),
         cause,
     )
-    listing = Call(api.list_executions(workflow_id, project_id).request, _parse_listing, project_id)
+    listing = Call(api.list_executions(workflow_id, project_id).request, listing_with_clock, project_id)
     settle_until = time.monotonic() + (2 * timeout if isinstance(cause, AomTransportError) else 0.0)
     while True:
         try:

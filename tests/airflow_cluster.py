@@ -19,7 +19,16 @@ from pathlib import Path
 
 from tests.polling import wait_for
 
-__all__ = ["AIRFLOW", "airflow_env", "free_port", "start_components", "stop_process_groups", "wait_for"]
+__all__ = [
+    "AIRFLOW",
+    "airflow_cli",
+    "airflow_env",
+    "free_port",
+    "in_airflow",
+    "start_components",
+    "stop_process_groups",
+    "wait_for",
+]
 
 AIRFLOW = [sys.executable, "-m", "airflow"]
 #: What ``isolated`` drops from the caller's environment (tests/conftest.py sets some of these).
@@ -106,3 +115,17 @@ def stop_process_groups(procs: Iterable[subprocess.Popen[bytes]], grace: float =
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+
+
+def airflow_cli(env: Mapping[str, str], *args: str) -> str:
+    """Run ``airflow <args>`` in the cluster's environment; its stdout (fails the test on a non-zero exit)."""
+    result = subprocess.run([*AIRFLOW, *args], env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
+
+
+def in_airflow(env: Mapping[str, str], script: str) -> str:
+    """Run a Python ``script`` with the cluster's Airflow settings (to read its metadata DB); its stdout."""
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout

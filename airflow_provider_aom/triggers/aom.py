@@ -1,21 +1,22 @@
-"""``AomWorkflowExecutionTrigger``: waits for an AOM workflow execution on the triggerer."""
+"""Triggers: ``AomWorkflowExecutionTrigger`` waits for one execution; ``AomWorkflowExecutionEventTrigger``
+watches a workflow for executions that end, to schedule DAGs on them (asset watchers, Airflow ≥ 3.0)."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import time
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+# On Airflow 2 (no asset watchers) common-compat gives BaseTrigger: the module imports, the event trigger refuses.
+from airflow.providers.common.compat.triggers import BaseEventTrigger
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_aom import DEFAULT_CONN_ID
 from airflow_provider_aom.escaping import escape
-from airflow_provider_aom.exceptions import AomError
-from airflow_provider_aom.execution import StatusTracker, failure_message, stored
-from airflow_provider_aom.hooks.aom import AomAsyncHook
-from airflow_provider_aom.links.aom import console_url
-from airflow_provider_aom.recovery import on_stop
+from airflow_provider_aom.exceptions import AomConfigurationError, AomError
 from airflow_provider_aom.status import (
     DEADLINE_SLACK,
     DEFAULT_MAX_DETAIL_BYTES,
@@ -26,6 +27,12 @@ from airflow_provider_aom.status import (
     WaitEnd,
     poll_pause,
 )
+
+# DAG files import this module at parse time (asset watchers build their trigger there): the HTTP
+# stack and the call machinery are imported when a trigger runs.
+if TYPE_CHECKING:
+    from airflow_provider_aom.hooks.aom import AomAsyncHook
+    from airflow_provider_aom.watch import Watermark
 
 
 class AomWorkflowExecutionTrigger(BaseTrigger):
@@ -118,9 +125,14 @@ class AomWorkflowExecutionTrigger(BaseTrigger):
         )
 
     def _hook(self) -> AomAsyncHook:
+        from airflow_provider_aom.hooks.aom import AomAsyncHook
+
         return AomAsyncHook(aom_conn_id=self.aom_conn_id)
 
     async def _stored(self, hook: Any, detail: dict[str, Any]) -> dict[str, Any]:
+        from airflow_provider_aom.execution import stored
+        from airflow_provider_aom.links.aom import console_url
+
         config = await hook.get_config()
         url = console_url(
             config.console_url, region=config.region, workflow_id=self.workflow_id, execution_id=self.execution_id
@@ -152,6 +164,9 @@ class AomWorkflowExecutionTrigger(BaseTrigger):
         return self.deadline is not None and time.time() >= self.deadline - slack
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        from airflow_provider_aom.execution import StatusTracker, failure_message
+        from airflow_provider_aom.recovery import on_stop
+
         tracker = StatusTracker(
             self.workflow_id,
             self.execution_id,
@@ -236,3 +251,172 @@ class AomWorkflowExecutionTrigger(BaseTrigger):
             self.log.info("Terminated execution %s of workflow %s.", self.execution_id, self.workflow_id)
         except Exception as exc:  # best-effort: the kill itself must not fail
             self.log.warning("Could not terminate execution %s: %s", self.execution_id, exc)
+
+
+#: Largest payload of one watch event, in bytes of JSON (it becomes an asset event in the metadata DB).
+EVENT_DETAIL_BYTES = 16 * 1024
+
+
+class AomWorkflowExecutionEventTrigger(BaseEventTrigger):
+    """
+    Watches a workflow and yields one event for each execution that reaches one of ``statuses``.
+
+    For asset watchers (``AssetWatcher(name=..., trigger=...)``, Airflow ≥ 3.0): a DAG scheduled on
+    the asset runs when AOM itself (its cron trigger, a person in the console, another system)
+    starts an execution that then succeeds. Every ``poll_interval`` seconds the trigger reads the
+    workflow's execution list (one request per poll per watch) and reports each execution that
+    reached one of ``statuses`` after the watch began, exactly once; executions that had already
+    ended when it began are never reported. Event payload: ``workflow_id``, ``execution_id``,
+    ``status``, ``begin_time``, ``end_time`` (ISO-8601 UTC), ``nodes`` (the node results, bounded).
+
+    What it has reported is a watermark (:mod:`~airflow_provider_aom.watch`), kept in the asset's
+    state store on Airflow ≥ 3.3 *before* the events go out: a restarted triggerer reports the
+    executions that ended while it was down and never one twice; a crash in the second or two
+    between keeping the watermark and Airflow storing the event loses that event (no repeats was
+    chosen over no misses). Without a state store (Airflow 3.0 to 3.2, or one watcher trigger
+    shared by several assets) the watermark lives in memory: after a restart the watch begins
+    anew, so executions that ended while no triggerer ran it are missed, and none is reported
+    twice. Transient errors are retried within a poll; other errors are logged and the watch goes
+    on at the next poll.
+
+    :param workflow_id: The workflow to watch (exactly one of ``workflow_id`` and ``workflow_name``).
+    :param workflow_name: Its exact name instead, resolved when the watch starts.
+    :param statuses: Statuses to report (default ``("success",)``), case-insensitive.
+    :param poll_interval: Seconds between two reads of the execution list (default 60).
+    :param aom_conn_id: Connection id of type ``huaweicloud_aom``.
+    :param project_id: Project id (default: the connection's, or resolved from IAM).
+    """
+
+    def __init__(
+        self,
+        *,
+        workflow_id: str | None = None,
+        workflow_name: str | None = None,
+        statuses: Sequence[str] = ("success",),
+        poll_interval: float = 60.0,
+        aom_conn_id: str = DEFAULT_CONN_ID,
+        project_id: str | None = None,
+    ) -> None:
+        if BaseEventTrigger is BaseTrigger:
+            raise AomConfigurationError(
+                "AomWorkflowExecutionEventTrigger needs Airflow 3.0 or later (asset watchers); on Airflow 2 "
+                "schedule the DAG on a timetable and use AomWorkflowExecutionSensor, or upgrade."
+            )
+        super().__init__()
+        if (workflow_id is None) == (workflow_name is None):
+            raise ValueError("Give exactly one of workflow_id and workflow_name.")
+        if isinstance(statuses, str) or not statuses or not all(isinstance(s, str) and s for s in statuses):
+            raise ValueError("statuses must be a non-empty list of status names, e.g. ['success'].")
+        if poll_interval <= 0:
+            raise ValueError("poll_interval must be a positive number of seconds.")
+        self.workflow_id = workflow_id
+        self.workflow_name = workflow_name
+        self.statuses = [s.strip() for s in statuses]
+        self.poll_interval = float(poll_interval)
+        self.aom_conn_id = aom_conn_id
+        self.project_id = project_id
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "workflow_id": self.workflow_id,
+                "workflow_name": self.workflow_name,
+                "statuses": self.statuses,
+                "poll_interval": self.poll_interval,
+                "aom_conn_id": self.aom_conn_id,
+                "project_id": self.project_id,
+            },
+        )
+
+    @property
+    def _state_key(self) -> str:
+        """This watch's key in the asset state store (another watcher of the same asset has its own)."""
+        _, kwargs = self.serialize()
+        digest = hashlib.sha256(json.dumps(kwargs, sort_keys=True).encode()).hexdigest()[:16]
+        return f"aom_watch_{digest}"
+
+    async def _load(self) -> Any:
+        store = getattr(self, "asset_state_store", None)
+        if store is None:
+            return None
+        try:
+            return await store.aget(self._state_key)
+        except Exception as exc:  # several assets share this trigger, or the store is unavailable
+            self.log.warning("No asset state store for this watch (%s); its watermark stays in memory.", escape(exc))
+            self.asset_state_store = None
+            return None
+
+    async def _save(self, watermark: Watermark) -> None:
+        store = getattr(self, "asset_state_store", None)
+        if store is None:
+            return
+        try:
+            await store.aset(self._state_key, watermark.to_json())
+        except Exception as exc:
+            self.log.warning("Could not keep this watch's watermark (%s); it stays in memory.", escape(exc))
+
+    def _event(self, workflow_id: str, execution: dict[str, Any]) -> TriggerEvent:
+        from airflow_provider_aom.execution import parse_detail, stored
+
+        detail = stored(
+            parse_detail(dict(execution), action="Watch executions", status=200, request_id=None), EVENT_DETAIL_BYTES
+        )
+        return TriggerEvent(
+            {
+                "workflow_id": workflow_id,
+                "execution_id": detail.get("execution_id"),
+                "status": detail.get("status"),
+                "begin_time": detail.get("begin_time"),
+                "end_time": detail.get("end_time"),
+                "nodes": detail.get("execution_result_list", []),
+            }
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        from airflow_provider_aom import api
+        from airflow_provider_aom.hooks.aom import AomAsyncHook
+        from airflow_provider_aom.reconcile import listing_with_clock
+        from airflow_provider_aom.watch import Watermark
+
+        hook = AomAsyncHook(aom_conn_id=self.aom_conn_id)
+        statuses = frozenset(s.lower() for s in self.statuses)
+        watermark = Watermark.from_json(await self._load())
+        workflow_id = self.workflow_id
+        while True:
+            events: list[TriggerEvent] = []
+            try:
+                if workflow_id is None:
+                    workflow_id = api.workflow_id_of(await hook.find_workflow(str(self.workflow_name), self.project_id))
+                    if workflow_id is None:  # find_workflow only answers workflows with a valid id
+                        raise AomConfigurationError(f"Workflow {escape(self.workflow_name, 64)} has no valid id.")
+                listing = api.list_executions(workflow_id, self.project_id)
+                executions, offset = await hook.perform(api.Call(listing.request, listing_with_clock, self.project_id))
+                if watermark is None:
+                    watermark = Watermark.begin(offset, executions, statuses)
+                    self.log.info(
+                        "Watching workflow %s for executions that reach %s.", escape(workflow_id, 64), sorted(statuses)
+                    )
+                    await self._save(watermark)
+                else:
+                    events = [self._event(workflow_id, dict(found)) for found in watermark.new(executions, statuses)]
+                    if events:
+                        # Kept before the events go out: a restart in between misses them rather than
+                        # reporting them twice (the watch promises no repeats).
+                        await self._save(watermark)
+            except Exception as exc:  # a watch outlives a bad answer, or a bug meeting one: the next poll may do
+                reason = str(exc) if isinstance(exc, AomError) else f"{type(exc).__name__}: {escape(exc)}"
+                self.log.warning(
+                    "Watching workflow %s: %s; trying again at the next poll.",
+                    escape(workflow_id or self.workflow_name, 64),
+                    reason,
+                )
+            for event in events:
+                self.log.info(
+                    "Execution %s of workflow %s is %s.",
+                    escape(event.payload["execution_id"], 64),
+                    escape(workflow_id, 64),
+                    escape(event.payload["status"], 32),
+                )
+                yield event
+            await asyncio.sleep(self.poll_interval)

@@ -19,7 +19,15 @@ from pathlib import Path
 import pytest
 
 from airflow_provider_aom.emulator import AomEmulator, EmulatorConfig, WorkflowSpec
-from tests.airflow_cluster import AIRFLOW, airflow_env, free_port, start_components, stop_process_groups, wait_for
+from tests.airflow_cluster import (
+    airflow_cli,
+    airflow_env,
+    free_port,
+    in_airflow,
+    start_components,
+    stop_process_groups,
+    wait_for,
+)
 from tests.conftest import connection
 
 airflow_version = pytest.importorskip("airflow").__version__
@@ -66,12 +74,6 @@ def cluster(tmp_path: Path) -> Iterator[tuple[dict[str, str], AomEmulator]]:
             sys.stdout.write(f"--- tail of {log.name}\n{log.read_text(errors='replace')[-3000:]}\n")
 
 
-def airflow_cli(env: dict[str, str], *args: str) -> str:
-    result = subprocess.run([*AIRFLOW, *args], env=env, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr[-2000:]
-    return result.stdout
-
-
 def task_runner_pids() -> list[int]:
     """The task process: titled ``airflow worker -- <ti id>``, a child of the supervisor of the same title."""
     titled = {}
@@ -91,7 +93,7 @@ def ti_state(env: dict[str, str], run_id: str) -> tuple[str, int]:
         f"    ti = s.query(TI).filter(TI.dag_id=='aom_durable_crash', TI.run_id=={run_id!r}).one_or_none()\n"
         "    print(f'{ti.state if ti else None} {ti.try_number if ti else 0}')\n"
     )
-    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True).stdout
+    out = in_airflow(env, script)
     state, try_number = out.split()[-2:]
     return state, int(try_number)
 
