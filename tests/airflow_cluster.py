@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 from tests.polling import wait_for
@@ -25,6 +25,7 @@ __all__ = [
     "airflow_env",
     "free_port",
     "in_airflow",
+    "running_components",
     "start_components",
     "stop_process_groups",
     "wait_for",
@@ -129,3 +130,17 @@ def in_airflow(env: Mapping[str, str], script: str) -> str:
     result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
     return result.stdout
+
+
+@contextlib.contextmanager
+def running_components(env: Mapping[str, str], logs: Path, names: Iterable[str]) -> Iterator[None]:
+    """``start_components`` for the ``with`` block, then ``stop_process_groups``; prints each log's tail at the end."""
+    logs.mkdir(parents=True, exist_ok=True)
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    try:
+        start_components(env, logs, names, procs)
+        yield
+    finally:
+        stop_process_groups(procs.values())
+        for log in sorted(logs.glob("*.log")):
+            sys.stdout.write(f"--- tail of {log.name}\n{log.read_text(errors='replace')[-3000:]}\n")

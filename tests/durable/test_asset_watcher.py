@@ -8,9 +8,6 @@ is used as shipped but for its poll interval (a minute there, two seconds here).
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,8 +20,7 @@ from tests.airflow_cluster import (
     airflow_env,
     free_port,
     in_airflow,
-    start_components,
-    stop_process_groups,
+    running_components,
     wait_for,
 )
 from tests.conftest import connection
@@ -56,38 +52,28 @@ print(json.dumps({{"runs": runs, "events": events}}))
 
 @pytest.fixture
 def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[dict[str, str], AomEmulator]]:
-    emulator = AomEmulator(EmulatorConfig()).start()
-    home = tmp_path / "airflow"
-    dags = home / "dags"
-    dags.mkdir(parents=True)
-    source = EXAMPLE.read_text()
-    assert source.count("poll_interval=60") == 1
-    (dags / EXAMPLE.name).write_text(source.replace("poll_interval=60", "poll_interval=2"))
-    conn = json.dumps(connection(emulator, "aksk"))
-    monkeypatch.setenv("AIRFLOW_CONN_AOM_DEFAULT", conn)  # the hook in this test process starts executions
-    env = airflow_env(
-        home,
-        dags,
-        free_port(),
-        "asset-watcher-test-secret",
-        extra={
-            "AIRFLOW_CONN_AOM_DEFAULT": conn,
-            # The watcher is registered when the DAG is parsed after being unpaused: parse often.
-            "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "2",
-        },
-    )
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    procs: dict[str, subprocess.Popen[bytes]] = {}
-    try:
-        start_components(env, logs, ["api-server", "dag-processor", "scheduler", "triggerer"], procs)
-        yield env, emulator
-    finally:
-        stop_process_groups(procs.values())
-        emulator.stop()
-        for log in sorted(logs.glob("*.log")):
-            sys.stdout.write(f"--- tail of {log.name}\n{log.read_text(errors='replace')[-3000:]}\n")
-        shutil.rmtree(home, ignore_errors=True)
+    with AomEmulator(EmulatorConfig()) as emulator:
+        home = tmp_path / "airflow"
+        dags = home / "dags"
+        dags.mkdir(parents=True)
+        source = EXAMPLE.read_text()
+        assert source.count("poll_interval=60") == 1
+        (dags / EXAMPLE.name).write_text(source.replace("poll_interval=60", "poll_interval=2"))
+        conn = json.dumps(connection(emulator, "aksk"))
+        monkeypatch.setenv("AIRFLOW_CONN_AOM_DEFAULT", conn)  # the hook in this test process starts executions
+        env = airflow_env(
+            home,
+            dags,
+            free_port(),
+            "asset-watcher-test-secret",
+            extra={
+                "AIRFLOW_CONN_AOM_DEFAULT": conn,
+                # The watcher is registered when the DAG is parsed after being unpaused: parse often.
+                "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "2",
+            },
+        )
+        with running_components(env, tmp_path / "logs", ["api-server", "dag-processor", "scheduler", "triggerer"]):
+            yield env, emulator
 
 
 def list_calls(emulator: AomEmulator) -> int:

@@ -10,7 +10,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -24,8 +23,7 @@ from tests.airflow_cluster import (
     airflow_env,
     free_port,
     in_airflow,
-    start_components,
-    stop_process_groups,
+    running_components,
     wait_for,
 )
 from tests.conftest import connection
@@ -44,34 +42,22 @@ POLL = 0.5
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[tuple[dict[str, str], AomEmulator]]:
-    emulator = AomEmulator(
-        EmulatorConfig(
-            workflows=[WorkflowSpec(id="wf-crash", name="crash", outcome="success", duration=WORKFLOW_SECONDS)]
+    workflow = WorkflowSpec(id="wf-crash", name="crash", outcome="success", duration=WORKFLOW_SECONDS)
+    with AomEmulator(EmulatorConfig(workflows=[workflow])) as emulator:
+        home = tmp_path / "airflow"
+        dags = home / "dags"
+        dags.mkdir(parents=True)
+        shutil.copy(DAG_FILE, dags / DAG_FILE.name)
+        env = airflow_env(
+            home,
+            dags,
+            free_port(),
+            "durable-crash-test-secret",
+            isolated=False,
+            extra={"AIRFLOW_CONN_AOM_DEFAULT": json.dumps(connection(emulator, "aksk"))},
         )
-    ).start()
-    home = tmp_path / "airflow"
-    dags = home / "dags"
-    dags.mkdir(parents=True)
-    shutil.copy(DAG_FILE, dags / DAG_FILE.name)
-    env = airflow_env(
-        home,
-        dags,
-        free_port(),
-        "durable-crash-test-secret",
-        isolated=False,
-        extra={"AIRFLOW_CONN_AOM_DEFAULT": json.dumps(connection(emulator, "aksk"))},
-    )
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    procs: dict[str, subprocess.Popen[bytes]] = {}
-    try:
-        start_components(env, logs, ["api-server", "dag-processor", "scheduler"], procs)
-        yield env, emulator
-    finally:
-        stop_process_groups(procs.values())
-        emulator.stop()
-        for log in sorted(logs.glob("*.log")):
-            sys.stdout.write(f"--- tail of {log.name}\n{log.read_text(errors='replace')[-3000:]}\n")
+        with running_components(env, tmp_path / "logs", ["api-server", "dag-processor", "scheduler"]):
+            yield env, emulator
 
 
 def task_runner_pids() -> list[int]:

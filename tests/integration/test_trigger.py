@@ -40,6 +40,25 @@ def workflows(quick_workflows: AomEmulator) -> AomEmulator:
     return quick_workflows
 
 
+def count_connections(emulator: AomEmulator, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """A list that grows by one with every TCP connection this loop opens to the emulator from now on.
+
+    anyio (under httpcore) connects through ``loop.create_connection``.
+    """
+    loop = asyncio.get_running_loop()
+    port = int(emulator.base_url.rsplit(":", 1)[1])
+    opened: list[int] = []
+    create_connection = loop.create_connection
+
+    async def counting(*args: Any, **kwargs: Any) -> Any:
+        if len(args) > 2 and args[2] == port:
+            opened.append(args[2])
+        return await create_connection(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "create_connection", counting)
+    return opened
+
+
 def start(workflow_id: str) -> str:
     return AomHook().execute_workflow(workflow_id)
 
@@ -156,18 +175,7 @@ async def test_many_triggers_share_one_token_and_few_sockets(
     monkeypatch.setattr(AsyncTransport, "MAX_CONNECTIONS", 4)  # fewer than the triggers, so the cap is what holds
     use_connection("password")
     ids = [start("wf-quick") for _ in range(20)]
-    # Every TCP connection the loop opens to the emulator (anyio connects through loop.create_connection).
-    loop = asyncio.get_running_loop()
-    emulator_port = int(workflows.base_url.rsplit(":", 1)[1])
-    opened: list[int] = []
-    create_connection = loop.create_connection
-
-    async def counting(*args: Any, **kwargs: Any) -> Any:
-        if len(args) > 2 and args[2] == emulator_port:
-            opened.append(args[2])
-        return await create_connection(*args, **kwargs)
-
-    monkeypatch.setattr(loop, "create_connection", counting)
+    opened = count_connections(workflows, monkeypatch)
     triggers = [AomWorkflowExecutionTrigger(workflow_id="wf-quick", execution_id=i, poll_interval=0.1) for i in ids]
     events = await asyncio.gather(*(first_event(t) for t in triggers))
     assert {e["status"] for e in events} == {"success"}
@@ -271,17 +279,7 @@ async def test_sequential_polls_reuse_one_connection(
 
     use_connection("token")
     execution_id = start("wf-long")
-    loop = asyncio.get_running_loop()
-    emulator_port = int(workflows.base_url.rsplit(":", 1)[1])
-    opened: list[int] = []
-    create_connection = loop.create_connection
-
-    async def counting(*args: Any, **kwargs: Any) -> Any:
-        if len(args) > 2 and args[2] == emulator_port:
-            opened.append(args[2])
-        return await create_connection(*args, **kwargs)
-
-    monkeypatch.setattr(loop, "create_connection", counting)
+    opened = count_connections(workflows, monkeypatch)
     hook = AomAsyncHook()
     for _ in range(20):
         assert (await hook.get_execution("wf-long", execution_id))["status"] == "executing"
