@@ -13,12 +13,13 @@ STAMP2 := $(VENV2)/.installed-$(AIRFLOW2)
 
 VENVDIST ?= .venv-dist
 
-.PHONY: demo test test-airflow3 test-airflow2 lint dist dist-check browser-deps venv venv2 clean bench bench-render
+.PHONY: demo test test-airflow3 test-airflow2 lint dist dist-check browser-deps venv venv2 clean bench bench-render \
+	cluster-deps cluster chaos chaos-ci
 
 demo: $(STAMP3)
 	$(VENV)/bin/python scripts/demo.py
 
-test: lint test-airflow3 test-airflow2 dist-check
+test: lint test-airflow3 test-airflow2 dist-check chaos-ci
 
 test-airflow3: $(STAMP3) browser-deps
 	$(VENV)/bin/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
@@ -74,3 +75,33 @@ bench: $(STAMP3)
 # BENCHMARKS.md and docs/bench/waits.png again from bench/results/ (no measuring).
 bench-render:
 	$(VENV)/bin/python bench/render.py
+
+# The production topology (scripts/cluster.py): Debian's PostgreSQL and Redis servers (apt, as root, when
+# missing; Debian's policy-rc.d keeps apt from starting them), and Airflow's Celery provider and the PostgreSQL
+# drivers (psycopg2; asyncpg for Airflow 3.3's async engine) in .venv, pinned to the Airflow already there so
+# pip never moves it. Celery 5.7 dropped celery.backends.database.retry, which the provider imports: < 5.7.
+CLUSTER_STAMP := $(VENV)/.cluster-deps-$(AIRFLOW3)
+
+cluster-deps: $(CLUSTER_STAMP)
+
+$(CLUSTER_STAMP): $(STAMP3)
+	ls /usr/lib/postgresql/*/bin/initdb > /dev/null 2>&1 && test -x /usr/bin/redis-server || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql redis-server)
+	$(VENV)/bin/python -m pip install $(PIP_FLAGS) "apache-airflow==$(AIRFLOW3)" \
+		apache-airflow-providers-celery==3.26.0 "celery[redis]>=5.5,<5.7" \
+		psycopg2-binary asyncpg psutil
+	touch $@
+
+# Start the cluster and keep it up until Ctrl-C (it prints where the UI is).
+cluster: $(CLUSTER_STAMP)
+	$(VENV)/bin/python scripts/cluster.py $(CLUSTER_ARGS)
+
+# A seeded chaos campaign against the cluster (docs/scaling.md, tests/chaos/README.md).
+CHAOS_ARGS ?=
+chaos: $(CLUSTER_STAMP)
+	$(VENV)/bin/python scripts/chaos.py $(CHAOS_ARGS)
+
+# The short campaign that make test runs.
+chaos-ci: $(CLUSTER_STAMP)
+	$(VENV)/bin/mypy scripts
+	$(VENV)/bin/python scripts/chaos.py --runs 6 --kills 3 --seed 1

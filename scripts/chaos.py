@@ -1,0 +1,688 @@
+"""``make chaos``: a seeded chaos campaign against the ``make cluster`` deployment.
+
+Starts the cluster (``scripts/cluster.py``) with short failure-detection times and the DAG of
+``tests/chaos/aom_chaos_dag.py``, triggers ``--runs`` DAG runs (``--parallel`` at a time), and meanwhile
+SIGKILLs ``--kills`` times, at seeded moments, a triggerer, a Celery worker (its whole process tree) or the
+scheduler, restarting each after a seeded delay (``--triggerer-signal TERM`` stops triggerers gracefully
+instead, to measure the handover of a clean shutdown). Then it checks, through the AOM API (the execution list of
+every workflow id, with the same ``aom_default`` connection as the components) and the metadata DB:
+
+- every task instance ended in its expected state (``success``, or ``failed`` for the timeouts);
+- every ``wf-ok-*`` id has exactly one execution (a retry reattached instead of starting another);
+- every ``wf-slow-*`` execution ended ``cancel``, at or after its deadline (a retry after an execution that
+  ended ``cancel`` submits a new one, which must end the same way);
+- no trigger is left, no task instance unfinished.
+
+Prints a summary per run, then (on failure) the details and the components' log tails, and last one JSON
+line: ``runs, tasks, kills, tasks_ok, tasks_wrong, duplicate_executions, lost_waits, terminated_on_deadline,
+seconds``. Exits 0 only when tasks_wrong, duplicate_executions and lost_waits are all 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import random
+import secrets
+import signal
+import statistics
+import sys
+import threading
+import time
+import urllib.error
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from cluster import ROOT, Cluster, ClusterConfig, ClusterError, install_signal_handlers, session_processes, tail
+
+DAG_FILE = ROOT / "tests" / "chaos" / "aom_chaos_dag.py"
+DAG_ID = "aom_chaos"
+#: The DAG's ``timeout`` of the wf-slow tasks, seconds from the first submit.
+SLOW_TIMEOUT = 20.0
+#: A deadline is counted from just before the submit; AOM's begin_time is a little later.
+DEADLINE_TOLERANCE = 1.0
+KINDS = ("triggerer", "worker", "scheduler")
+#: Seconds a due kill may wait for its victim to hold something (a trigger, a running task).
+KILL_PATIENCE = 30.0
+FINISHED = {"success", "failed", "skipped", "upstream_failed", "removed"}
+
+
+def describe_execution(execution: dict[str, Any]) -> str:
+    """``id status begin→end`` (UTC clock times) of an execution brief."""
+
+    def clock(ms: Any) -> str:
+        if not isinstance(ms, int) or ms <= 0:
+            return "-"
+        return datetime.fromtimestamp(ms / 1000, timezone.utc).strftime("%H:%M:%S.%f")[:-3]
+
+    return (
+        f"{execution.get('execution_id')} {execution.get('status')} "
+        f"{clock(execution.get('begin_time'))}→{clock(execution.get('end_time'))}"
+    )
+
+
+@dataclass(frozen=True)
+class Expected:
+    """One task instance of a run: its workflow id suffix (None: it starts none) and its expected state."""
+
+    task_id: str
+    map_index: int
+    workflow: str | None
+    state: str
+
+    def workflow_id(self, run: str) -> str | None:
+        if self.workflow is None:
+            return None
+        prefix = "wf-slow" if self.state == "failed" else "wf-ok"
+        return f"{prefix}-{run}-{self.workflow}"
+
+
+#: Mirrors the table in tests/chaos/aom_chaos_dag.py.
+EXPECTED = (
+    Expected("defer_a", -1, "defer-a", "success"),
+    Expected("defer_b", -1, "defer-b", "success"),
+    Expected("sync_a", -1, "sync-a", "success"),
+    Expected("sync_b", -1, "sync-b", "success"),
+    Expected("start", -1, "start", "success"),
+    Expected("sensor", -1, None, "success"),
+    Expected("mapped", 0, "mapped-0", "success"),
+    Expected("mapped", 1, "mapped-1", "success"),
+    Expected("slow_defer", -1, "slow-defer", "failed"),
+    Expected("slow_sync", -1, "slow-sync", "failed"),
+)
+
+
+@dataclass
+class Kill:
+    """One SIGKILL of the campaign and what it hit."""
+
+    number: int
+    kind: str
+    victim: str = ""
+    at: float = 0.0  # seconds since the campaign started
+    restart_delay: float = 0.0
+    pids: int = 0
+    hit: list[str] = field(default_factory=list)  # what the victim held: task instances or triggers
+    triggers: set[int] = field(default_factory=set)
+    job_id: int | None = None
+    restarted_after: float | None = None  # seconds from the kill until it was ready again
+    handover: float | None = None  # triggerer: seconds until another triggerer held all its triggers
+    signal: str = "SIGKILL"
+    moved: set[int] = field(default_factory=set)  # triggers seen held by another triggerer after the kill
+
+    def describe(self) -> str:
+        held = f", held {len(self.hit)}: {', '.join(self.hit[:6])}{' ...' if len(self.hit) > 6 else ''}"
+        text = (
+            f"kill {self.number} at {self.at:.0f} s: {self.signal} {self.victim} ({self.pids} processes)"
+            f"{held if self.hit else ''}"
+        )
+        if self.handover is not None:
+            text += f"; {len(self.moved)} triggers moved to the other triggerer {self.handover:.1f} s after the kill"
+        if self.restarted_after is not None:
+            text += f"; restarted after {self.restart_delay:.1f} s, ready {self.restarted_after:.1f} s after the kill"
+        return text
+
+
+@dataclass
+class Run:
+    """One DAG run of the campaign (times in seconds since the campaign started)."""
+
+    number: int
+    run: str  # the conf value, part of every workflow id
+    run_id: str
+    triggered: float = 0.0
+    state: str = "queued"
+    ended: float | None = None
+
+
+@dataclass
+class Figures:
+    """The last stdout line (JSON)."""
+
+    runs: int = 0
+    tasks: int = 0
+    kills: int = 0
+    tasks_ok: int = 0
+    tasks_wrong: int = 0
+    duplicate_executions: int = 0
+    lost_waits: int = 0
+    terminated_on_deadline: int = 0
+    seconds: float = 0.0
+
+
+class Campaign:
+    """Runs, kills and checks; ``rng`` (seeded) decides every kill's moment, kind, victim and restart delay."""
+
+    def __init__(self, args: argparse.Namespace, cluster: Cluster) -> None:
+        self.args = args
+        self.cluster = cluster
+        self.rng = random.Random(args.seed)  # noqa: S311 - reproducible chaos, not cryptography
+        # Part of every workflow id, so two campaigns against one persistent endpoint never share an id.
+        self.tag = secrets.token_hex(3)
+        self.runs = [Run(n, f"{self.tag}-{n:03d}", f"chaos-{self.tag}-{n:03d}") for n in range(1, args.runs + 1)]
+        self.kills: list[Kill] = []
+        self.kinds = self._plan_kinds(args.kills)
+        self.started = time.monotonic()
+        self.restarting: threading.Thread | None = None
+        self.pending_restart: tuple[Kill, float] | None = None  # (kill, when to restart)
+        self.next_kill_at: float | None = None
+        self.errors: list[str] = []
+        self.retried = 0
+        self.heartbeat_age: dict[str, float] = {}
+        self.slow_resubmits = 0
+        self.notes: list[str] = []
+
+    def now(self) -> float:
+        return time.monotonic() - self.started
+
+    def _plan_kinds(self, kills: int) -> list[str]:
+        """Rounds of three kills, each round every kind once in a seeded order: with 3 kills or more, every
+        kind is killed, and no kind is starved in a long campaign."""
+        kinds: list[str] = []
+        while len(kinds) < kills:
+            kinds += self.rng.sample(KINDS, len(KINDS))
+        return kinds[:kills]
+
+    # ------------------------------------------------------------------ runs
+
+    def wait_for_dag(self, timeout: float = 180) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                dag = self.cluster.api("GET", f"/api/v2/dags/{DAG_ID}")
+                if not dag.get("is_paused"):
+                    return
+                self.cluster.api("PATCH", f"/api/v2/dags/{DAG_ID}", {"is_paused": False})
+            except (urllib.error.URLError, OSError):
+                pass
+            errors = self.cluster.api("GET", "/api/v2/importErrors").get("import_errors", [])
+            if errors:
+                raise ClusterError(f"the chaos DAG does not parse: {errors}")
+            time.sleep(1)
+        raise ClusterError(f"the DAG {DAG_ID} was not parsed within {timeout:g} s")
+
+    def trigger(self, run: Run) -> None:
+        body = {"dag_run_id": run.run_id, "logical_date": None, "conf": {"run": run.run}}
+        for attempt in range(5):
+            try:
+                self.cluster.api("POST", f"/api/v2/dags/{DAG_ID}/dagRuns", body)
+                break
+            except urllib.error.HTTPError as exc:
+                if exc.code == 409:  # an earlier attempt got through
+                    break
+                if attempt == 4:
+                    raise
+            except (urllib.error.URLError, OSError):
+                if attempt == 4:
+                    raise
+            time.sleep(2)
+        run.triggered = self.now()
+        run.state = "queued"
+
+    def refresh_runs(self) -> None:
+        states = dict(self.cluster.query("SELECT run_id, state FROM dag_run WHERE dag_id = %s", (DAG_ID,)))
+        for run in self.runs:
+            if run.triggered and run.ended is None and run.run_id in states:
+                run.state = states[run.run_id]
+                if run.state in ("success", "failed"):
+                    run.ended = self.now()
+                    print(
+                        f"chaos: {self.now():5.0f} s  run {run.number:03d} ended {run.state} "
+                        f"after {run.ended - run.triggered:.0f} s",
+                        flush=True,
+                    )
+
+    # ------------------------------------------------------------------ kills
+
+    def schedule_next_kill(self) -> None:
+        """A seeded gap: the estimated time left shared among the kills left, times 0.5-1.5."""
+        left = len(self.kinds) - len(self.kills)
+        if left <= 0:
+            self.next_kill_at = None
+            return
+        done = [r.ended - r.triggered for r in self.runs if r.ended is not None]
+        per_run = statistics.mean(done) if done else 60.0
+        unfinished = sum(1 for r in self.runs if r.ended is None)
+        remaining = max(20.0, unfinished * per_run / self.args.parallel)
+        gap = self.rng.uniform(0.5, 1.5) * remaining / (left + 1)
+        self.next_kill_at = self.now() + max(5.0, gap)
+
+    def kill(self, kind: str, patient: bool) -> bool:
+        """SIGKILL the busiest component of ``kind``; while ``patient``, only if it holds something (a kill of
+        an idle component proves little). True when it killed."""
+        loads = {name: self._load(name) for name in self.cluster.names(kind)}
+        top = max(len(v[0]) for v in loads.values())
+        if top == 0 and patient:
+            return False
+        kill = Kill(len(self.kills) + 1, kind, restart_delay=self.rng.uniform(2.0, 12.0))
+        # The busiest victim makes the kill count; a seeded choice between equals.
+        kill.victim = self.rng.choice(sorted(n for n, v in loads.items() if len(v[0]) == top))
+        kill.hit, kill.triggers = loads[kill.victim]
+        kill.job_id = self.cluster.components[kill.victim].job_id
+        kill.at = self.now()
+        sig = signal.SIGTERM if kind == "triggerer" and self.args.triggerer_signal == "TERM" else signal.SIGKILL
+        kill.signal = sig.name
+        kill.pids = len(self.cluster.kill(kill.victim, sig))
+        self.kills.append(kill)
+        print(
+            f"chaos: {kill.at:5.0f} s  {kill.signal} {kill.victim} ({kill.pids} processes; held {len(kill.hit)})",
+            flush=True,
+        )
+        self.pending_restart = (kill, kill.at + kill.restart_delay)
+        return True
+
+    def _load(self, name: str) -> tuple[list[str], set[int]]:
+        """What the component holds now: running task instances (worker), triggers (triggerer), or the
+        queued/running task instances (scheduler)."""
+        component = self.cluster.components[name]
+        if component.kind == "triggerer":
+            rows = self.cluster.query(
+                "SELECT t.id, ti.run_id, ti.task_id, ti.map_index FROM trigger t "
+                "LEFT JOIN task_instance ti ON ti.trigger_id = t.id WHERE t.triggerer_id = %s",
+                (component.job_id,),
+            )
+            return [self._ti_name(r[1], r[2], r[3]) for r in rows], {int(r[0]) for r in rows}
+        if component.kind == "worker":
+            pids = {p.pid for p in session_processes(component.proc.pid)} if component.proc else set()
+            rows = self.cluster.query(
+                "SELECT run_id, task_id, map_index, pid FROM task_instance WHERE dag_id = %s AND state = 'running'",
+                (DAG_ID,),
+            )
+            return [self._ti_name(r[0], r[1], r[2]) for r in rows if r[3] in pids], set()
+        rows = self.cluster.query(
+            "SELECT run_id, task_id, map_index FROM task_instance WHERE dag_id = %s AND state IN ('queued', 'running')",
+            (DAG_ID,),
+        )
+        return [self._ti_name(*r) for r in rows], set()
+
+    def _ti_name(self, run_id: str | None, task_id: str | None, map_index: int | None) -> str:
+        number = next((r.number for r in self.runs if r.run_id == run_id), 0)
+        index = f"[{map_index}]" if map_index is not None and map_index >= 0 else ""
+        return f"{number:03d}.{task_id}{index}"
+
+    def tend_kills(self) -> None:
+        """Restart the killed component when its delay has passed; measure a triggerer's handover."""
+        if self.pending_restart is not None:
+            kill, when = self.pending_restart
+            if self.now() >= when:
+                self.pending_restart = None
+                self.restarting = threading.Thread(target=self._restart, args=(kill,), daemon=True)
+                self.restarting.start()
+        for kill in self.kills:
+            if kill.kind == "triggerer" and kill.handover is None and kill.triggers:
+                rows = dict(
+                    self.cluster.query(
+                        "SELECT id, triggerer_id FROM trigger WHERE id = ANY(%s)", (sorted(kill.triggers),)
+                    )
+                )
+                # A trigger whose event was stored before the kill is deleted, not moved: only a trigger now
+                # held by another triggerer counts as moved.
+                kill.moved |= {t for t, owner in rows.items() if owner is not None and owner != kill.job_id}
+                if all(owner is not None and owner != kill.job_id for owner in rows.values()):
+                    kill.handover = self.now() - kill.at
+                    print(
+                        f"chaos: {self.now():5.0f} s  {len(kill.moved)} of the {len(kill.triggers)} triggers of "
+                        f"{kill.victim} moved to another triggerer ({kill.handover:.1f} s after the kill)",
+                        flush=True,
+                    )
+
+    def sample_heartbeats(self) -> None:
+        """The age of the live triggerers' and scheduler's last heartbeat: how close a live one comes to
+        looking dead (triggerer_health_check_threshold, scheduler_health_check_threshold)."""
+        jobs = {
+            c.job_id: c.kind
+            for c in self.cluster.components.values()
+            if c.kind in ("triggerer", "scheduler") and c.job_id is not None and c.alive
+        }
+        if not jobs:
+            return
+        for job_id, age in self.cluster.query(
+            "SELECT id, extract(epoch FROM now() - latest_heartbeat) FROM job WHERE id = ANY(%s)", (sorted(jobs),)
+        ):
+            kind = jobs[job_id]
+            self.heartbeat_age[kind] = max(self.heartbeat_age.get(kind, 0.0), float(age))
+
+    def _restart(self, kill: Kill) -> None:
+        try:
+            self.cluster.restart(kill.victim)
+            kill.restarted_after = self.now() - kill.at
+            print(f"chaos: {self.now():5.0f} s  {kill.victim} restarted and ready", flush=True)
+        except Exception as exc:  # reported at the end: the campaign goes on with one component fewer
+            self.errors.append(f"restarting {kill.victim} failed: {exc}")
+
+    def idle(self) -> bool:
+        """No restart pending or in progress."""
+        return self.pending_restart is None and (self.restarting is None or not self.restarting.is_alive())
+
+    # ------------------------------------------------------------------ the campaign
+
+    def execute(self) -> None:
+        self.wait_for_dag()
+        self.started = time.monotonic()
+        timeout = self.args.timeout or 180 + 30 * self.args.runs + 45 * self.args.kills
+        queue = list(self.runs)
+        print(
+            f"chaos: seed {self.args.seed}, {len(self.runs)} runs ({self.args.parallel} at a time), "
+            f"kills planned: {', '.join(self.kinds) or 'none'}; workflow ids wf-*-{self.tag}-NNN-*",
+            flush=True,
+        )
+        self.schedule_next_kill()
+        while self.now() < timeout:
+            self.refresh_runs()
+            active = [r for r in self.runs if r.triggered and r.ended is None]
+            while queue and len(active) < self.args.parallel:
+                run = queue.pop(0)
+                self.trigger(run)
+                active.append(run)
+            self.tend_kills()
+            self.sample_heartbeats()
+            due = self.next_kill_at is not None and self.now() >= self.next_kill_at
+            if due and self.idle() and active:
+                assert self.next_kill_at is not None
+                patient = self.now() < self.next_kill_at + KILL_PATIENCE
+                if self.kill(self.kinds[len(self.kills)], patient):
+                    self.schedule_next_kill()
+            if not queue and not active:
+                break
+            time.sleep(1)
+        else:
+            self.errors.append(f"the runs did not all end within {timeout:g} s")
+        # Whatever is still down comes back before the checks (a restart may be due, or running).
+        while not self.idle():
+            if self.pending_restart is not None:
+                self.pending_restart = (self.pending_restart[0], 0.0)
+            self.tend_kills()
+            time.sleep(0.5)
+        self.refresh_runs()
+
+    # ------------------------------------------------------------------ checks
+
+    def wait_for_quiet(self, timeout: float = 90) -> None:
+        """Triggers and unfinished task instances of ended runs go away shortly after the runs end."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            left = self.cluster.query(
+                "SELECT (SELECT count(*) FROM trigger), (SELECT count(*) FROM task_instance "
+                "WHERE dag_id = %s AND (state IS NULL OR state NOT IN ('success', 'failed', 'skipped', "
+                "'upstream_failed', 'removed')))",
+                (DAG_ID,),
+            )[0]
+            if left == (0, 0):
+                return
+            time.sleep(2)
+
+    def check(self) -> tuple[Figures, list[str]]:
+        from airflow_provider_aom.exceptions import AomNotFoundError
+        from airflow_provider_aom.hooks.aom import AomHook  # after the cluster's env is ours (the connection)
+
+        hook = AomHook(aom_conn_id="aom_default")
+        figures = Figures(runs=len(self.runs), kills=len(self.kills))
+        problems: list[str] = list(self.errors)
+        rows = self.cluster.query(
+            "SELECT run_id, task_id, map_index, state, try_number FROM task_instance WHERE dag_id = %s", (DAG_ID,)
+        )
+        tis = {(r[0], r[1], r[2]): (r[3], r[4]) for r in rows}
+        lateness: list[tuple[float, str]] = []
+        self.retried = 0
+        for run in self.runs:
+            wrong: list[str] = []
+            retried: list[str] = []
+            executions: dict[str, list[dict[str, Any]]] = {}
+            for expected in EXPECTED:
+                workflow_id = expected.workflow_id(run.run)
+                if workflow_id is None:
+                    continue
+                try:
+                    executions[workflow_id] = hook.list_executions(workflow_id)
+                except AomNotFoundError:
+                    executions[workflow_id] = []
+            for expected in EXPECTED:
+                figures.tasks += 1
+                name = self._ti_name(run.run_id, expected.task_id, expected.map_index)
+                state, tries = tis.get((run.run_id, expected.task_id, expected.map_index), (None, 0))
+                workflow_id = expected.workflow_id(run.run)
+                seen = executions.get(workflow_id, []) if workflow_id else []
+                shown = [describe_execution(e) for e in seen]
+                ok = state == expected.state
+                lost = False  # one lost wait per task, whatever shows it
+                if state not in FINISHED:
+                    lost = True
+                    problems.append(f"{name}: left unfinished ({state}, try {tries}); executions {shown}")
+                if workflow_id is not None and expected.state == "success":
+                    figures.duplicate_executions += max(0, len(seen) - 1)
+                    if len(seen) != 1:
+                        problems.append(f"{name}: {len(seen)} executions of {workflow_id}: {shown}")
+                if workflow_id is not None and expected.state == "failed":
+                    if not seen:
+                        ok = False
+                        problems.append(f"{name}: ended {state} without starting {workflow_id}")
+                    elif len(seen) > 1:
+                        # Allowed (each must still end cancel after its deadline): a try that terminated its
+                        # execution at the deadline and was lost before its failure was recorded is retried,
+                        # and a retry after a cancelled execution submits a new one.
+                        self.slow_resubmits += len(seen) - 1
+                        self.notes.append(f"{name}: {len(seen)} executions of {workflow_id} (tries {tries}): {shown}")
+                succeeded = any(e.get("status") == "success" for e in seen)
+                if expected.state == "success" and workflow_id is not None and not succeeded:
+                    lost = True
+                    problems.append(f"{name}: no execution of {workflow_id} succeeded: {shown}")
+                if expected.state == "failed":
+                    for execution in seen:
+                        status = execution.get("status")
+                        begin, end = execution.get("begin_time") or 0, execution.get("end_time") or 0
+                        if status != "cancel" or not end:
+                            lost = True
+                            problems.append(
+                                f"{name}: execution {execution.get('execution_id')} is {status}, not terminated"
+                            )
+                            continue
+                        late = (end - begin) / 1000 - SLOW_TIMEOUT
+                        if late < -DEADLINE_TOLERANCE:
+                            ok = False
+                            problems.append(
+                                f"{name}: execution {execution.get('execution_id')} was cancelled "
+                                f"{-late:.1f} s before its deadline"
+                            )
+                            continue
+                        figures.terminated_on_deadline += 1
+                        lateness.append((late, name))
+                figures.lost_waits += lost
+                if not ok:
+                    wrong.append(
+                        f"{expected.task_id}{'' if expected.map_index < 0 else f'[{expected.map_index}]'}={state}"
+                    )
+                    problems.append(
+                        f"{name}: ended {state} (try {tries}), expected {expected.state}; executions {shown}"
+                    )
+                    figures.tasks_wrong += 1
+                else:
+                    figures.tasks_ok += 1
+                if tries > 1:
+                    self.retried += 1
+                    retried.append(
+                        f"{expected.task_id}{'' if expected.map_index < 0 else f'[{expected.map_index}]'}(try {tries})"
+                    )
+            duration = f"{run.ended - run.triggered:.0f} s" if run.ended is not None else "unfinished"
+            count = sum(len(v) for v in executions.values())
+            verdict = "as expected" if not wrong else f"WRONG: {', '.join(wrong)}"
+            print(
+                f"run {run.number:03d} {run.run_id}: {run.state} in {duration}; {len(EXPECTED) - len(wrong)}/"
+                f"{len(EXPECTED)} tasks {verdict}; {count} executions for {len(executions)} workflow ids"
+                f"{'; retried ' + ', '.join(retried) if retried else ''}"
+            )
+        left = self.cluster.query(
+            "SELECT (SELECT count(*) FROM trigger), (SELECT count(*) FROM task_instance WHERE dag_id = %s AND "
+            "state = 'deferred')",
+            (DAG_ID,),
+        )[0]
+        if left != (0, 0):
+            figures.lost_waits += int(left[0])
+            problems.append(f"{left[0]} triggers left, {left[1]} task instances still deferred")
+        if lateness:
+            lateness.sort()
+            latest = ", ".join(f"{n} +{late:.1f} s" for late, n in lateness[-3:])
+            print(
+                f"chaos: wf-slow executions terminated {lateness[0][0]:.1f} to {lateness[-1][0]:.1f} s after their "
+                f"deadline (median {statistics.median(v for v, _ in lateness):.1f} s; latest: {latest})"
+            )
+        return figures, problems
+
+    def report_kills(self) -> None:
+        """What each kill hit and how the cluster recovered (all measured here)."""
+        counts = Counter(k.kind for k in self.kills)
+        print(f"chaos: {len(self.kills)} kills: " + ", ".join(f"{counts[k]} {k}" for k in KINDS))
+        for kill in self.kills:
+            print(f"chaos: {kill.describe()}")
+        handovers = [k.handover for k in self.kills if k.handover is not None and k.moved]
+        if handovers:
+            print(
+                f"chaos: {sum(len(k.moved) for k in self.kills)} triggers moved after {len(handovers)} triggerer "
+                f"kills, {min(handovers):.1f} to {max(handovers):.1f} s after the kill "
+                f"(median {statistics.median(handovers):.1f} s)"
+            )
+        if self.heartbeat_age:
+            print(
+                "chaos: oldest heartbeat of a live component: "
+                + ", ".join(f"{kind} {age:.1f} s" for kind, age in sorted(self.heartbeat_age.items()))
+            )
+        if self.notes:
+            print(f"chaos: {self.slow_resubmits} wf-slow retries submitted a new execution (allowed, see the check):")
+            for note in self.notes:
+                print(f"  - {note}")
+        lost = sum(len(k.hit) for k in self.kills if k.kind == "worker")
+        print(f"chaos: {lost} task instances were running on killed workers; {self.retried} needed a retry")
+        moved, repeated = self.moved_waits()
+        print(
+            f"chaos: {moved} deferred waits ran on more than one triggerer; {repeated} of them logged the status "
+            "they had already logged once more"
+        )
+
+    def moved_waits(self) -> tuple[int, int]:
+        """Deferred waits whose trigger ran on two triggerer jobs (from the trigger log files), and how many
+        of those logged the same status again on the new triggerer (its kwargs are those of the deferral)."""
+        moved = repeated = 0
+        base = self.cluster.home / "logs" / f"dag_id={DAG_ID}"
+        groups: dict[Path, list[Path]] = {}
+        for path in base.glob("**/attempt=*.log.trigger.*.log"):
+            groups.setdefault(path.with_name(path.name.split(".log.trigger.")[0]), []).append(path)
+        for paths in groups.values():
+            if len(paths) < 2:
+                continue
+            moved += 1
+            statuses = [self._statuses(p) for p in sorted(paths, key=lambda p: p.stat().st_mtime)]
+            if any(a and b and a[-1] == b[0] for a, b in itertools.pairwise(statuses)):
+                repeated += 1
+        return moved, repeated
+
+    @staticmethod
+    def _statuses(path: Path) -> list[str]:
+        """The status lines a trigger logged (``Execution X of workflow Y is S.``), in order."""
+        found = []
+        for line in path.read_text(errors="replace").splitlines():
+            try:
+                event = str(json.loads(line).get("event", ""))
+            except ValueError:
+                continue
+            if event.startswith("Execution ") and " is " in event and " of workflow " in event:
+                found.append(event)
+        return found
+
+    def task_log_tails(self, problems: list[str]) -> Iterator[tuple[str, str]]:
+        """The last attempt's log of each task named in ``problems``."""
+        base = self.cluster.home / "logs" / f"dag_id={DAG_ID}"
+        for problem in problems[:10]:
+            name = problem.split(":", 1)[0]
+            if "." not in name:
+                continue
+            number, task = name.split(".", 1)
+            run = next((r for r in self.runs if f"{r.number:03d}" == number), None)
+            if run is None:
+                continue
+            task_id, _, index = task.partition("[")
+            folder = base / f"run_id={run.run_id}" / f"task_id={task_id}"
+            if index:
+                folder = folder / f"map_index={index.rstrip(']')}"
+            logs = sorted(folder.glob("attempt=*.log"))
+            if logs:
+                yield f"{name} {logs[-1].name}", tail(logs[-1], 25)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=30, help="DAG runs")
+    parser.add_argument("--seed", type=int, default=None, help="seed of the kills (default: a random one, printed)")
+    parser.add_argument("--kills", type=int, default=8, help="SIGKILLs of a triggerer, a worker or the scheduler")
+    parser.add_argument("--parallel", type=int, default=3, help="DAG runs in flight at once")
+    parser.add_argument("--aom-conn", help="aom_default for every component (JSON) instead of the emulator")
+    parser.add_argument("--timeout", type=float, default=0, help="seconds for the runs (default: from runs, kills)")
+    parser.add_argument(
+        "--triggerer-signal",
+        choices=("KILL", "TERM"),
+        default="KILL",
+        help="how triggerers are stopped: KILL (host loss, the default) or TERM (a graceful stop: measures handover)",
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the cluster's work directory (logs, DB)")
+    parser.add_argument("--workdir", type=Path, help="the cluster's work directory (default: a fresh temp dir)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.seed is None:
+        args.seed = random.SystemRandom().randrange(1, 1_000_000)
+    if args.runs < 1 or args.kills < 0 or args.parallel < 1:
+        raise SystemExit("--runs and --parallel must be at least 1, --kills at least 0")
+    install_signal_handlers()
+    began = time.monotonic()
+    cluster = Cluster(
+        ClusterConfig(workdir=args.workdir, keep=args.keep, dag_files=[DAG_FILE], aom_conn=args.aom_conn, chaos=True)
+    )
+    try:
+        cluster.start()
+        print(
+            f"chaos: cluster ready in {time.monotonic() - began:.0f} s ({cluster.workdir}); UI {cluster.api_url}",
+            flush=True,
+        )
+        # The check reads the AOM API through the very connection the components use.
+        os.environ.update(cluster.env)
+        campaign = Campaign(args, cluster)
+        campaign.execute()
+        campaign.wait_for_quiet()
+        figures, problems = campaign.check()
+        try:
+            cluster.check_loopback()
+        except ClusterError as exc:
+            problems.append(str(exc))
+            figures.tasks_wrong += 1  # a listener beyond loopback fails the campaign too
+        campaign.report_kills()
+        figures.seconds = round(time.monotonic() - began, 1)
+        failed = figures.tasks_wrong or figures.duplicate_executions or figures.lost_waits
+        if failed or problems:
+            print(f"chaos: {len(problems)} problems:")
+            for problem in problems:
+                print(f"  - {problem}")
+        if failed:
+            cluster.config.keep = True  # the evidence: task logs, component logs, the DB files
+            print(f"chaos: the work directory is kept for inspection: {cluster.workdir}")
+            for name, text in campaign.task_log_tails(problems):
+                print(f"--- task log {name}\n{text}")
+            for name, text in cluster.log_tails():
+                print(f"--- tail of {name}\n{text}")
+        print(f"chaos: seed {args.seed}; {figures.seconds:.0f} s in all, cluster start-up included", flush=True)
+        print(json.dumps(figures.__dict__), flush=True)
+        return 1 if failed else 0
+    except ClusterError as exc:
+        print(f"chaos: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        cluster.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
