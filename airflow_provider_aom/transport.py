@@ -69,8 +69,10 @@ MAX_BODY_BYTES = 16 * 1024 * 1024
 #: 1,024 characters); the rest is not read, the connection is closed.
 ERROR_BODY_LIMIT = ERROR_BODY_BYTES
 #: Sockets per endpoint host (scheme, host, port, proxy, TLS settings) in one process or event
-#: loop. Requests beyond it wait for a free one within their own deadline.
-MAX_CONNECTIONS_PER_HOST = 64
+#: loop. Requests beyond it wait for a free one within their own deadline. By Little's law a host
+#: answering in 100 ms then serves at most 1,280 requests a second (5,000 waits at a 5 s poll need
+#: 1,000); 64 capped that at 640, and 5,000 such waits polled at 40 % of their rate (BENCHMARKS.md).
+MAX_CONNECTIONS_PER_HOST = 128
 #: Idle keep-alive connections are dropped after this many seconds (the gateway's idle timeout
 #: is undocumented; re-connecting is cheap next to a poll interval).
 KEEPALIVE_EXPIRY = 5.0
@@ -352,16 +354,31 @@ def _proxy_url(value: str, source: str) -> str:
     return url
 
 
-def proxy_for(scheme: str, host: str, proxies: Mapping[str, str] | None) -> str | None:
-    """The proxy for a request: ``extra.proxies`` when set (``{}`` means none), else the environment."""
-    if proxies is not None:
-        chosen = proxies.get(scheme) or proxies.get(f"{scheme}://") or proxies.get("all")
-        return _proxy_url(chosen, "extra.proxies") if chosen else None
+#: The environment variables that decide a request's proxy (urllib reads either case; REQUEST_METHOD
+#: makes it ignore HTTP_PROXY, as under CGI). Their values key the cache of :func:`_environment_proxy`.
+_PROXY_VARIABLES = (
+    *(case(f"{name}_proxy") for name in ("http", "https", "all", "no") for case in (str.lower, str.upper)),
+    "REQUEST_METHOD",
+)
+
+
+@functools.lru_cache(maxsize=256)
+def _environment_proxy(scheme: str, host: str, _values: tuple[str | None, ...]) -> str | None:
+    # urllib scans the whole environment on every call (a tenth of a triggerer's CPU per poll), so the
+    # answer is kept for as long as the variables it depends on keep their values.
     env = urllib.request.getproxies_environment()
     if not env or urllib.request.proxy_bypass(host):
         return None
     chosen = env.get(scheme) or env.get("all")
     return _proxy_url(chosen, f"The {scheme.upper()}_PROXY environment variable") if chosen else None
+
+
+def proxy_for(scheme: str, host: str, proxies: Mapping[str, str] | None) -> str | None:
+    """The proxy for a request: ``extra.proxies`` when set (``{}`` means none), else the environment."""
+    if proxies is not None:
+        chosen = proxies.get(scheme) or proxies.get(f"{scheme}://") or proxies.get("all")
+        return _proxy_url(chosen, "extra.proxies") if chosen else None
+    return _environment_proxy(scheme, host, tuple(map(os.environ.get, _PROXY_VARIABLES)))
 
 
 @functools.lru_cache(maxsize=32)

@@ -47,7 +47,10 @@ recorded (``EmulatorState.operations``, ``GET /_emulator/executions``). A
 ``EmulatorConfig(pattern_workflows=True)`` (CLI ``--pattern-workflows``) also
 serves any id ``wf-ok-<anything>`` (success after 3 s) and
 ``wf-slow-<anything>`` (ten years) without registering it; the workflow list
-shows registered workflows only.
+shows registered workflows only. ``EmulatorConfig(answer_delay=SECONDS)`` (CLI
+``--answer-delay``) holds every AOM answer (``/v1/...``, not IAM or admin calls)
+that long before it is sent, as a backend's latency, in the connection's own
+thread (other connections are served meanwhile).
 
 Credentials: the AK/SK pair ``DEFAULT_AK``/``DEFAULT_SK``, the temporary pair
 ``DEFAULT_TEMP_AK``/``DEFAULT_TEMP_SK`` (needs ``X-Security-Token:

@@ -119,12 +119,25 @@ def build_parser() -> argparse.ArgumentParser:
             "wf-slow-<anything> (never ends: ten years); the workflow list shows only registered ones"
         ),
     )
+    parser.add_argument(
+        "--answer-delay",
+        type=float,
+        default=defaults.answer_delay,
+        metavar="SECONDS",
+        help=(
+            "wait this long before every AOM answer (/v1/...), like a backend's latency; IAM and admin calls are "
+            "not delayed, and a delayed answer holds no other connection"
+        ),
+    )
     parser.add_argument("--quiet", action="store_true", help="no access log on stderr")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.answer_delay < 0:
+        parser.error("--answer-delay must not be negative")
     workflows = {spec.id: spec for spec in default_workflows()}
     for spec in args.workflow:
         workflows[spec.id] = spec

@@ -99,6 +99,9 @@ class EmulatorConfig:
     workflows: list[WorkflowSpec] | None = None
     #: Serve the implicit ``wf-ok-*`` and ``wf-slow-*`` workflows (see :func:`pattern_workflow`).
     pattern_workflows: bool = False
+    #: Seconds every AOM answer (``/v1/...``) waits before it is sent, as a backend's latency; IAM and
+    #: admin calls are not delayed. Each connection has its own thread: a delayed answer holds no other.
+    answer_delay: float = 0.0
 
 
 def pattern_workflow(workflow_id: str) -> WorkflowSpec | None:

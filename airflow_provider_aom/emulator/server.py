@@ -850,6 +850,11 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self._log(raw_path, raw_query, 400, kind, fault_kind, request_id)
             self._send(_json(400, error.body), request_id)
             return
+        # The backend's latency (EmulatorConfig.answer_delay): AOM answers only, in this connection's thread.
+        delay = state.config.answer_delay
+        if delay > 0 and raw_path.startswith("/v1/") and self.server.stopping.wait(delay):
+            self._drop()
+            return
 
         if fault is not None and fault.kind in ("huge", "gzip_bomb"):
             self._log(raw_path, raw_query, 200, kind, fault_kind, request_id)

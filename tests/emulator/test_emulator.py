@@ -2099,6 +2099,50 @@ def test_cli_rejects_an_unknown_outcome() -> None:
     assert "outcome must be one of success, fail, pause_on_fail, pause, approval" in result.stderr
 
 
+# -- answer delay (a backend's latency) ------------------------------------------
+
+
+def test_answer_delay_holds_each_aom_answer(http: requests.Session) -> None:
+    config = EmulatorConfig(static_tokens=[STATIC], workflows=fast_workflows(), answer_delay=0.3)
+    with AomEmulator(config) as emulator:
+        started = time.monotonic()
+        execution_id = execute(emulator, http, "wf-long")
+        executed = time.monotonic()
+        assert status_of(emulator, http, "wf-long", execution_id)["status"] == "executing"
+        # Lower bounds only: a wait cannot end early, however loaded the machine is.
+        assert executed - started >= 0.3
+        assert time.monotonic() - executed >= 0.3
+        assert [r["status"] for r in emulator.state.requests()] == [200, 200]
+
+
+def test_answer_delay_holds_no_other_connection_nor_iam_and_ends_on_stop(http: requests.Session) -> None:
+    emulator = AomEmulator(EmulatorConfig(static_tokens=[STATIC], answer_delay=600.0)).start()
+    held = raw_request(emulator, "GET", aom(f"/workflow/wf-long/executions/{uuid.uuid4()}/status"))
+    try:
+        # While that answer waits, IAM and admin calls on other connections are served.
+        assert get_token(emulator, http).startswith("MII")
+        assert http.get(emulator.base_url + "/_emulator/requests", timeout=10).status_code == 200
+        held.settimeout(0.2)
+        with pytest.raises(TimeoutError):
+            held.recv(1)
+        started = time.monotonic()
+    finally:
+        emulator.stop()
+    # Stopping does not wait for the delay: the held connection is dropped without an answer.
+    assert time.monotonic() - started < 60
+    held.settimeout(10)
+    with contextlib.suppress(ConnectionResetError):
+        assert held.recv(1) == b""
+    held.close()
+
+
+def test_cli_answer_delay_is_documented_and_checked() -> None:
+    assert "--answer-delay" in run_python("-m", "airflow_provider_aom.emulator", "--help").stdout
+    result = run_python("-m", "airflow_provider_aom.emulator", "--answer-delay", "-1")
+    assert result.returncode == 2
+    assert "--answer-delay must not be negative" in result.stderr
+
+
 def test_reset_switches_triggers_back_to_their_initial_state(emu: AomEmulator) -> None:
     """A test that disables a workflow's trigger must not leak that into the next one."""
     emu.state.add_workflow(WorkflowSpec(id="wf-cron-reset", name="cron", outcome="success", duration=1, type="cron"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import ssl
 import tracemalloc
+import urllib.request
 import zlib
 from pathlib import Path
 
@@ -125,6 +126,27 @@ def test_environment_proxy_applies_only_when_extra_proxies_is_absent(proxy_env: 
     assert proxy_for("https", "aom.cn-north-4.myhuaweicloud.com", {}) is None, "{} switches the environment off"
     proxy_env.setenv("NO_PROXY", ".myhuaweicloud.com")
     assert proxy_for("https", "aom.cn-north-4.myhuaweicloud.com", None) is None
+
+
+def test_environment_proxy_is_looked_up_once_until_a_proxy_variable_changes(proxy_env: pytest.MonkeyPatch) -> None:
+    calls: list[None] = []
+    real = urllib.request.getproxies_environment
+
+    def counting() -> dict[str, str]:
+        calls.append(None)
+        return real()
+
+    proxy_env.setattr(urllib.request, "getproxies_environment", counting)
+    host = "aom.cn-north-4.example-cache.com"  # a host no other test asks for: nothing cached yet
+    assert proxy_for("https", host, None) == "http://env-proxy:3128"
+    first = len(calls)
+    assert first >= 1
+    assert [proxy_for("https", host, None) for _ in range(50)] == ["http://env-proxy:3128"] * 50
+    assert len(calls) == first, "urllib scans the whole environment per call: it must not run per request"
+    proxy_env.setenv("HTTPS_PROXY", "http://other-proxy:3128")
+    assert proxy_for("https", host, None) == "http://other-proxy:3128"
+    proxy_env.setenv("no_proxy", "example-cache.com")
+    assert proxy_for("https", host, None) is None
 
 
 def test_socks_proxy_is_a_configuration_error(proxy_env: pytest.MonkeyPatch) -> None:
