@@ -33,6 +33,8 @@ import functools
 import logging
 import os
 import re
+import select
+import socket
 import ssl
 import time
 import urllib.request
@@ -202,6 +204,7 @@ class _AsyncStream(httpcore.AsyncNetworkStream):
 
     def __init__(self, inner: httpcore.AsyncNetworkStream) -> None:
         self._inner = inner
+        self._socket: socket.socket | None = None
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         data = await self._inner.read(max_bytes, _clamp(timeout))
@@ -221,7 +224,24 @@ class _AsyncStream(httpcore.AsyncNetworkStream):
         return _AsyncStream(await self._inner.start_tls(ssl_context, server_hostname, _clamp(timeout)))
 
     def get_extra_info(self, info: str) -> Any:
+        if info == "is_readable":
+            # Asked each time a connection is taken or given back. anyio answers it by building a dict of
+            # every socket attribute (about 70 µs, 4 % of a triggerer's CPU per poll); the socket is fixed.
+            if self._socket is None:
+                self._socket = self._inner.get_extra_info("socket")
+            return _is_readable(self._socket)
         return self._inner.get_extra_info(info)
+
+
+def _is_readable(sock: socket.socket | None) -> bool:
+    """True when an idle connection's socket has something to read: the server closed it (or sent junk)."""
+    if sock is None or sock.fileno() == -1:
+        return True
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(sock.fileno(), select.POLLIN)
+        return bool(poller.poll(0))
+    return bool(select.select([sock], [], [], 0)[0])
 
 
 class _AsyncBackend(httpcore.AsyncNetworkBackend):
