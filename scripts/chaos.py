@@ -4,8 +4,10 @@ Starts the cluster (``scripts/cluster.py``) with short failure-detection times a
 ``tests/chaos/aom_chaos_dag.py``, triggers ``--runs`` DAG runs (``--parallel`` at a time), and meanwhile
 SIGKILLs ``--kills`` times, at seeded moments, a triggerer, a Celery worker (its whole process tree) or the
 scheduler, restarting each after a seeded delay (``--triggerer-signal TERM`` stops triggerers gracefully
-instead, to measure the handover of a clean shutdown). Then it checks, through the AOM API (the execution list of
-every workflow id, with the same ``aom_default`` connection as the components) and the metadata DB:
+instead, to measure the handover of a clean shutdown), and ``--stalls`` times SIGSTOPs a triggerer past its
+health threshold, then SIGCONTs it (its triggers move, then it wakes up holding them). Then it checks,
+through the AOM API (the execution list of every workflow id, with the same ``aom_default`` connection as
+the components) and the metadata DB:
 
 - every task instance ended in its expected state (``success``, or ``failed`` for the timeouts);
 - every ``wf-ok-*`` id has exactly one execution (a retry reattached instead of starting another);
@@ -39,7 +41,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from cluster import ROOT, Cluster, ClusterConfig, ClusterError, install_signal_handlers, session_processes, tail
+from cluster import (
+    CHAOS_SETTINGS,
+    ROOT,
+    Cluster,
+    ClusterConfig,
+    ClusterError,
+    install_signal_handlers,
+    session_processes,
+    tail,
+)
 
 DAG_FILE = ROOT / "tests" / "chaos" / "aom_chaos_dag.py"
 DAG_ID = "aom_chaos"
@@ -48,6 +59,10 @@ SLOW_TIMEOUT = 20.0
 #: A deadline is counted from just before the submit; AOM's begin_time is a little later.
 DEADLINE_TOLERANCE = 1.0
 KINDS = ("triggerer", "worker", "scheduler")
+#: A triggerer SIGSTOPped past its health threshold, then SIGCONTed (``--stalls``).
+STALL = "stall"
+#: scripts/cluster.py's CHAOS_SETTINGS: seconds without a heartbeat before a triggerer's triggers move.
+TRIGGERER_HEALTH_THRESHOLD = float(CHAOS_SETTINGS["AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD"])
 #: Seconds a due kill may wait for its victim to hold something (a trigger, a running task).
 KILL_PATIENCE = 30.0
 FINISHED = {"success", "failed", "skipped", "upstream_failed", "removed"}
@@ -167,7 +182,7 @@ class Campaign:
         self.tag = secrets.token_hex(3)
         self.runs = [Run(n, f"{self.tag}-{n:03d}", f"chaos-{self.tag}-{n:03d}") for n in range(1, args.runs + 1)]
         self.kills: list[Kill] = []
-        self.kinds = self._plan_kinds(args.kills)
+        self.kinds = self._plan_kinds(args.kills, args.stalls)
         self.started = time.monotonic()
         self.restarting: threading.Thread | None = None
         self.pending_restart: tuple[Kill, float] | None = None  # (kill, when to restart)
@@ -181,13 +196,16 @@ class Campaign:
     def now(self) -> float:
         return time.monotonic() - self.started
 
-    def _plan_kinds(self, kills: int) -> list[str]:
+    def _plan_kinds(self, kills: int, stalls: int) -> list[str]:
         """Rounds of three kills, each round every kind once in a seeded order: with 3 kills or more, every
-        kind is killed, and no kind is starved in a long campaign."""
+        kind is killed, and no kind is starved in a long campaign. Stalls go at seeded places among them."""
         kinds: list[str] = []
         while len(kinds) < kills:
             kinds += self.rng.sample(KINDS, len(KINDS))
-        return kinds[:kills]
+        kinds = kinds[:kills]
+        for _ in range(stalls):
+            kinds.insert(self.rng.randint(0, len(kinds)), STALL)
+        return kinds
 
     # ------------------------------------------------------------------ runs
 
@@ -256,19 +274,25 @@ class Campaign:
     def kill(self, kind: str, patient: bool) -> bool:
         """SIGKILL the busiest component of ``kind``; while ``patient``, only if it holds something (a kill of
         an idle component proves little). True when it killed."""
-        loads = {name: self._load(name) for name in self.cluster.names(kind)}
+        loads = {name: self._load(name) for name in self.cluster.names("triggerer" if kind == STALL else kind)}
         top = max(len(v[0]) for v in loads.values())
         if top == 0 and patient:
             return False
         kill = Kill(len(self.kills) + 1, kind, restart_delay=self.rng.uniform(2.0, 12.0))
+        if kind == STALL:  # silent past the health threshold, so the other triggerer takes its triggers over
+            kill.restart_delay = TRIGGERER_HEALTH_THRESHOLD + self.rng.uniform(10.0, 20.0)
         # The busiest victim makes the kill count; a seeded choice between equals.
         kill.victim = self.rng.choice(sorted(n for n, v in loads.items() if len(v[0]) == top))
         kill.hit, kill.triggers = loads[kill.victim]
         kill.job_id = self.cluster.components[kill.victim].job_id
         kill.at = self.now()
-        sig = signal.SIGTERM if kind == "triggerer" and self.args.triggerer_signal == "TERM" else signal.SIGKILL
-        kill.signal = sig.name
-        kill.pids = len(self.cluster.kill(kill.victim, sig))
+        if kind == STALL:
+            kill.signal = signal.SIGSTOP.name
+            kill.pids = len(self.cluster.pause(kill.victim))
+        else:
+            sig = signal.SIGTERM if kind == "triggerer" and self.args.triggerer_signal == "TERM" else signal.SIGKILL
+            kill.signal = sig.name
+            kill.pids = len(self.cluster.kill(kill.victim, sig))
         self.kills.append(kill)
         print(
             f"chaos: {kill.at:5.0f} s  {kill.signal} {kill.victim} ({kill.pids} processes; held {len(kill.hit)})",
@@ -315,7 +339,7 @@ class Campaign:
                 self.restarting = threading.Thread(target=self._restart, args=(kill,), daemon=True)
                 self.restarting.start()
         for kill in self.kills:
-            if kill.kind == "triggerer" and kill.handover is None and kill.triggers:
+            if kill.kind in ("triggerer", STALL) and kill.handover is None and kill.triggers:
                 rows = dict(
                     self.cluster.query(
                         "SELECT id, triggerer_id FROM trigger WHERE id = ANY(%s)", (sorted(kill.triggers),)
@@ -350,6 +374,13 @@ class Campaign:
 
     def _restart(self, kill: Kill) -> None:
         try:
+            if kill.kind == STALL:
+                # It wakes up holding triggers that are now another triggerer's: Airflow cancels them there
+                # as if a user had killed the task, and the provider must not terminate their executions.
+                self.cluster.resume(kill.victim)
+                kill.restarted_after = self.now() - kill.at
+                print(f"chaos: {self.now():5.0f} s  {kill.victim} resumed (SIGCONT)", flush=True)
+                return
             self.cluster.restart(kill.victim)
             kill.restarted_after = self.now() - kill.at
             print(f"chaos: {self.now():5.0f} s  {kill.victim} restarted and ready", flush=True)
@@ -536,7 +567,7 @@ class Campaign:
     def report_kills(self) -> None:
         """What each kill hit and how the cluster recovered (all measured here)."""
         counts = Counter(k.kind for k in self.kills)
-        print(f"chaos: {len(self.kills)} kills: " + ", ".join(f"{counts[k]} {k}" for k in KINDS))
+        print(f"chaos: {len(self.kills)} kills: " + ", ".join(f"{counts[k]} {k}" for k in (*KINDS, STALL)))
         for kill in self.kills:
             print(f"chaos: {kill.describe()}")
         handovers = [k.handover for k in self.kills if k.handover is not None and k.moved]
@@ -562,6 +593,20 @@ class Campaign:
             f"chaos: {moved} deferred waits ran on more than one triggerer; {repeated} of them logged the status "
             "they had already logged once more"
         )
+        cancelled, spared = self.cancelled_as_user_action()
+        print(
+            f"chaos: {cancelled} triggers were cancelled as by a user (on_kill); {spared} of them saw their task "
+            "still waiting on another triggerer and left the execution running"
+        )
+
+    def cancelled_as_user_action(self) -> tuple[int, int]:
+        """Trigger logs where Airflow invoked on_kill, and those where the provider saw a moved wait."""
+        cancelled = spared = 0
+        for path in (self.cluster.home / "logs" / f"dag_id={DAG_ID}").glob("**/attempt=*.log.trigger.*.log"):
+            text = path.read_text(errors="replace")
+            cancelled += "cancelled by user action" in text
+            spared += "This wait moved to another triggerer" in text
+        return cancelled, spared
 
     def moved_waits(self) -> tuple[int, int]:
         """Deferred waits whose trigger ran on two triggerer jobs (from the trigger log files), and how many
@@ -618,6 +663,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--runs", type=int, default=30, help="DAG runs")
     parser.add_argument("--seed", type=int, default=None, help="seed of the kills (default: a random one, printed)")
     parser.add_argument("--kills", type=int, default=8, help="SIGKILLs of a triggerer, a worker or the scheduler")
+    parser.add_argument(
+        "--stalls",
+        type=int,
+        default=0,
+        help="SIGSTOPs of a triggerer past its health threshold, then SIGCONT (its triggers move meanwhile)",
+    )
     parser.add_argument("--parallel", type=int, default=3, help="DAG runs in flight at once")
     parser.add_argument("--aom-conn", help="aom_default for every component (JSON) instead of the emulator")
     parser.add_argument("--timeout", type=float, default=0, help="seconds for the runs (default: from runs, kills)")
@@ -636,8 +687,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.seed is None:
         args.seed = random.SystemRandom().randrange(1, 1_000_000)
-    if args.runs < 1 or args.kills < 0 or args.parallel < 1:
-        raise SystemExit("--runs and --parallel must be at least 1, --kills at least 0")
+    if args.runs < 1 or args.kills < 0 or args.stalls < 0 or args.parallel < 1:
+        raise SystemExit("--runs and --parallel must be at least 1, --kills and --stalls at least 0")
     install_signal_handlers()
     began = time.monotonic()
     cluster = Cluster(

@@ -680,6 +680,22 @@ class Cluster:
         component.proc.wait()
         return killed
 
+    def pause(self, name: str) -> list[int]:
+        """SIGSTOP every process of the component: alive but silent, as a stalled host or a frozen VM."""
+        return self._signal_session(name, signal.SIGSTOP)
+
+    def resume(self, name: str) -> list[int]:
+        """SIGCONT every process of the component (after ``pause``)."""
+        return self._signal_session(name, signal.SIGCONT)
+
+    def _signal_session(self, name: str, sig: signal.Signals) -> list[int]:
+        component = self.components[name]
+        procs = session_processes(component.proc.pid) if component.proc is not None else []
+        for proc in procs:
+            with contextlib.suppress(psutil.Error):
+                proc.send_signal(sig)
+        return [p.pid for p in procs]
+
     def restart(self, name: str, wait: bool = True) -> None:
         """Start the component again (after ``kill``); with ``wait``, until it is ready."""
         component = self.components[name]

@@ -243,14 +243,54 @@ class AomWorkflowExecutionTrigger(BaseTrigger):
             yield self._event(WaitEnd.ERROR, f"Waiting for execution {self.execution_id} failed: {reason}")
 
     async def on_kill(self) -> None:
-        """Airflow ≥ 3.3: the deferred task was marked failed/success or cleared: stop the remote run."""
+        """Airflow ≥ 3.3: the deferred task was marked failed/success or cleared: stop the remote run.
+
+        Airflow 3.3 also calls this when another triggerer took the trigger over (this one had missed
+        its heartbeats, say a stalled host): the task is then still waiting, on the other triggerer,
+        and its execution must go on. So the task's state is read first.
+        """
         if not self.cancel_on_kill:
+            return
+        if await self._still_waiting_elsewhere():
+            self.log.info(
+                "This wait moved to another triggerer; execution %s of workflow %s goes on.",
+                self.execution_id,
+                self.workflow_id,
+            )
             return
         try:
             await self._hook().terminate_execution(self.workflow_id, self.execution_id, self.project_id)
             self.log.info("Terminated execution %s of workflow %s.", self.execution_id, self.workflow_id)
         except Exception as exc:  # best-effort: the kill itself must not fail
             self.log.warning("Could not terminate execution %s: %s", self.execution_id, exc)
+
+
+    async def _still_waiting_elsewhere(self) -> bool:
+        """True when the deferred task is still deferred (or already resumed by an event): not a user's kill."""
+        ti = getattr(self, "task_instance", None)
+        if ti is None:
+            return False
+        try:
+            from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+            from airflow.utils.state import TaskInstanceState
+            from asgiref.sync import sync_to_async
+
+            states = await sync_to_async(RuntimeTaskInstance.get_task_states)(
+                dag_id=ti.dag_id, task_ids=[ti.task_id], run_ids=[ti.run_id], map_index=ti.map_index
+            )
+        except Exception as exc:  # Airflow < 3.3, or no answer: Airflow said it was a user's kill
+            self.log.warning("Could not read the task's state (%s); terminating as asked.", escape(exc, 200))
+            return False
+        key = ti.task_id if ti.map_index is None or ti.map_index < 0 else f"{ti.task_id}_{ti.map_index}"
+        state = states.get(ti.run_id, {}).get(key)
+        # Deferred: another triggerer holds the wait. Scheduled/queued/running: an event (from that
+        # other triggerer) resumed the task, whose own code decides what happens to the execution.
+        return state in (
+            TaskInstanceState.DEFERRED,
+            TaskInstanceState.SCHEDULED,
+            TaskInstanceState.QUEUED,
+            TaskInstanceState.RUNNING,
+        )
 
 
 #: Largest payload of one watch event, in bytes of JSON (it becomes an asset event in the metadata DB).

@@ -231,6 +231,54 @@ async def test_on_kill(
     assert AomHook().get_execution("wf-long", execution_id)["status"] == expected
 
 
+class _TaskInstance:
+    """What the triggerer sets as ``trigger.task_instance`` (the fields on_kill reads)."""
+
+    dag_id = "d"
+    task_id = "t"
+    run_id = "r"
+    map_index = 2
+
+
+@pytest.mark.parametrize(
+    ("task_state", "expected"),
+    [
+        ("deferred", "executing"),  # another triggerer took the wait over: it goes on
+        ("scheduled", "executing"),  # an event from that triggerer resumed the task
+        ("failed", "cancel"),  # marked failed by a user
+        (None, "cancel"),  # cleared
+        ("unreadable", "cancel"),  # the state cannot be read: Airflow said it was a user's kill
+    ],
+)
+async def test_on_kill_terminates_only_when_the_task_no_longer_waits(
+    task_state: str | None,
+    expected: str,
+    use_connection: UseConnection,
+    workflows: AomEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+    log_text: LogText,
+) -> None:
+    task_runner = pytest.importorskip("airflow.sdk.execution_time.task_runner", reason="Airflow 3 triggerer")
+    asked: list[dict[str, Any]] = []
+
+    def get_task_states(**query: Any) -> dict[str, Any]:
+        asked.append(query)
+        if task_state == "unreadable":
+            raise RuntimeError("no supervisor")
+        return {"r": {"t_2": task_state}}
+
+    monkeypatch.setattr(task_runner.RuntimeTaskInstance, "get_task_states", staticmethod(get_task_states))
+    use_connection("aksk")
+    execution_id = start("wf-long")
+    trigger = AomWorkflowExecutionTrigger(workflow_id="wf-long", execution_id=execution_id)
+    trigger.task_instance = _TaskInstance()  # type: ignore[assignment]
+    await trigger.on_kill()
+    assert asked == [{"dag_id": "d", "task_ids": ["t"], "run_ids": ["r"], "map_index": 2}]
+    assert AomHook().get_execution("wf-long", execution_id)["status"] == expected
+    if expected == "executing":
+        assert "moved to another triggerer" in log_text()
+
+
 async def test_on_kill_is_best_effort(use_connection: UseConnection, workflows: AomEmulator, log_text: LogText) -> None:
     """Terminating an unknown execution fails on the server: the request went out, on_kill logs and does not raise."""
     use_connection("aksk")
