@@ -24,6 +24,10 @@ DEFAULT_SUCCESS_STATUSES = frozenset({"success"})
 DEFAULT_FAILURE_STATUSES = frozenset({"fail", "cancel", "timeout", "approvalfailed"})
 #: Running, but waiting for a human (approval, or a paused / failed node to restart or skip).
 NEEDS_PERSON_STATUSES = frozenset({"waitapproval", "pausing"})
+#: The status of an execution that runs (the usual one after a start). A wait deferred with it as the
+#: last logged status logs only changes away from it: a trigger that moves to another triggerer (which
+#: knows only its deferral arguments) does not log "executing" again.
+EXECUTING_STATUS = "executing"
 #: Seconds: a poll that fails this close to a wait's deadline was cut by it, so the wait ends as a timeout.
 DEADLINE_SLACK = 0.5
 

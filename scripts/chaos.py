@@ -593,20 +593,23 @@ class Campaign:
             f"chaos: {moved} deferred waits ran on more than one triggerer; {repeated} of them logged the status "
             "they had already logged once more"
         )
-        cancelled, spared = self.cancelled_as_user_action()
+        cancelled, spared, unread = self.cancelled_as_user_action()
         print(
             f"chaos: {cancelled} triggers were cancelled as by a user (on_kill); {spared} of them saw their task "
-            "still waiting on another triggerer and left the execution running"
+            f"still waiting on another triggerer and left the execution running; {unread} could not read the "
+            "task's state"
         )
 
-    def cancelled_as_user_action(self) -> tuple[int, int]:
-        """Trigger logs where Airflow invoked on_kill, and those where the provider saw a moved wait."""
-        cancelled = spared = 0
+    def cancelled_as_user_action(self) -> tuple[int, int, int]:
+        """Trigger logs where Airflow invoked on_kill, where the provider saw a moved wait, where it could not
+        tell (it then terminates, as Airflow asked)."""
+        cancelled = spared = unread = 0
         for path in (self.cluster.home / "logs" / f"dag_id={DAG_ID}").glob("**/attempt=*.log.trigger.*.log"):
             text = path.read_text(errors="replace")
             cancelled += "cancelled by user action" in text
             spared += "This wait moved to another triggerer" in text
-        return cancelled, spared
+            unread += "Could not read the task's state" in text
+        return cancelled, spared, unread
 
     def moved_waits(self) -> tuple[int, int]:
         """Deferred waits whose trigger ran on two triggerer jobs (from the trigger log files), and how many

@@ -23,6 +23,7 @@ from airflow_provider_aom.links.aom import AomWorkflowExecutionLink, console_url
 from airflow_provider_aom.status import (
     DEADLINE_SLACK,
     DEFAULT_MAX_DETAIL_BYTES,
+    EXECUTING_STATUS,
     NodeAction,
     OnNodeFailure,
     Outcome,
@@ -155,6 +156,7 @@ class _AomExecutionWait(BaseOperator):
                 on_node_failure=self.on_node_failure,
                 max_node_restarts=self.max_node_restarts,
                 node_restarts=dict(self._restarts),
+                last_status=EXECUTING_STATUS,
             ),
             method_name="execute_complete",
             # The trigger enforces the deadline and execute_complete terminates: a framework

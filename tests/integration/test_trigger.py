@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -81,6 +81,29 @@ def test_serialize_round_trip() -> None:
     assert kwargs["owned"] is False and kwargs["max_detail_bytes"] == 4096
     assert path == "airflow_provider_aom.triggers.aom.AomWorkflowExecutionTrigger"
     assert round_trip(trigger).serialize() == (path, kwargs)
+
+
+async def test_a_wait_that_moves_to_another_triggerer_does_not_log_executing_again(
+    use_connection: UseConnection, workflows: AomEmulator, log_text: LogText
+) -> None:
+    from airflow.providers.common.compat.sdk import TaskDeferred
+
+    from airflow_provider_aom.operators.aom import AomExecuteWorkflowOperator
+
+    use_connection("aksk")
+    execution_id = start("wf-long")
+    operator = AomExecuteWorkflowOperator(
+        task_id="run", workflow_id="wf-long", wait_for_completion=True, deferrable=True, poll_interval=0.05
+    )
+    with pytest.raises(TaskDeferred) as deferred:
+        operator._wait_or_defer(cast(Any, {}), execution_id, time.time() + 0.6)
+    trigger = deferred.value.trigger
+    assert trigger.last_status == "executing", "the operator defers saying the execution runs"
+    # Another triggerer rebuilds the trigger from its deferral arguments and polls an executing execution.
+    event = await first_event(round_trip(trigger))
+    assert event["status"] == "timeout"
+    assert "is executing" not in log_text()
+    assert workflows.state.count_requests("GET", None) >= 2, "it did poll"
 
 
 async def test_success_event(use_connection: UseConnection, workflows: AomEmulator) -> None:
