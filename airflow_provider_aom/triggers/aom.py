@@ -231,6 +231,9 @@ class AomWorkflowExecutionTrigger(BaseTrigger):
                         self.on_node_failure,
                     )
                     continue
+                # The detail (nodes, outputs) is not needed while sleeping: a triggerer holds
+                # thousands of waits, each would keep its last answer alive between polls.
+                del detail, decision
                 polls += 1
                 pause = poll_pause(self.poll_interval, polls)
                 if self.deadline is not None:
