@@ -10,6 +10,8 @@ PIP_FLAGS ?= --quiet --disable-pip-version-check
 
 STAMP3 := $(VENV)/.installed-$(AIRFLOW3)
 STAMP2 := $(VENV2)/.installed-$(AIRFLOW2)
+# The production topology's dependencies (make cluster-deps, below).
+CLUSTER_STAMP := $(VENV)/.cluster-deps-$(AIRFLOW3)
 
 VENVDIST ?= .venv-dist
 
@@ -68,11 +70,13 @@ $(STAMP2): pyproject.toml
 clean:
 	rm -rf $(VENV) $(VENV2) $(VENVDIST) .demo build dist *.egg-info
 
-bench: $(STAMP3)
-	$(VENV)/bin/python -m pip install $(PIP_FLAGS) matplotlib psutil apache-airflow-providers-http
-	$(VENV)/bin/python bench/run.py
+# The real-triggerer step runs on the production topology, hence the cluster's dependencies.
+bench: $(STAMP3) $(CLUSTER_STAMP)
+	$(VENV)/bin/python -m pip install $(PIP_FLAGS) "apache-airflow==$(AIRFLOW3)" matplotlib psutil \
+		apache-airflow-providers-http
+	$(VENV)/bin/python bench/run.py $(BENCH_ARGS)
 
-# BENCHMARKS.md and docs/bench/waits.png again from bench/results/ (no measuring).
+# BENCHMARKS.md and its figures (docs/bench/) again from bench/results/ (no measuring).
 bench-render:
 	$(VENV)/bin/python bench/render.py
 
@@ -80,8 +84,6 @@ bench-render:
 # missing; Debian's policy-rc.d keeps apt from starting them), and Airflow's Celery provider and the PostgreSQL
 # drivers (psycopg2; asyncpg for Airflow 3.3's async engine) in .venv, pinned to the Airflow already there so
 # pip never moves it. Celery 5.7 dropped celery.backends.database.retry, which the provider imports: < 5.7.
-CLUSTER_STAMP := $(VENV)/.cluster-deps-$(AIRFLOW3)
-
 cluster-deps: $(CLUSTER_STAMP)
 
 $(CLUSTER_STAMP): $(STAMP3)

@@ -72,8 +72,12 @@ class Emulator:
     SYN retransmits (a property of the test server, not of the client being measured).
     """
 
-    def __init__(self, workflows: Sequence[str] = (), static_tokens: Sequence[str] = (STATIC_TOKEN,)) -> None:
+    def __init__(
+        self, workflows: Sequence[str] = (), static_tokens: Sequence[str] = (STATIC_TOKEN,), answer_delay: float = 0.0
+    ) -> None:
         cmd = [PYTHON, "-m", "airflow_provider_aom.emulator", "--host", "127.0.0.1", "--port", "0", "--quiet"]
+        if answer_delay:
+            cmd += ["--answer-delay", f"{answer_delay:g}"]
         for spec in workflows:
             cmd += ["--workflow", spec]
         for token in static_tokens:
@@ -120,6 +124,26 @@ class Emulator:
 
     def executions(self) -> list[dict[str, Any]]:
         return list(self.admin("GET", "executions"))
+
+    def start_executions(self, workflow_id: str, n: int) -> list[str]:
+        """Start ``n`` executions through the admin API (not authenticated, logged or delayed), one connection."""
+        import http.client
+
+        host, port = self.base_url.removeprefix("http://").split(":")
+        conn = http.client.HTTPConnection(host, int(port), timeout=30)
+        body = json.dumps({"workflow_id": workflow_id, "created_by": "bench"}).encode()
+        ids = []
+        try:
+            for _ in range(n):
+                conn.request("POST", "/_emulator/executions", body=body, headers={"Content-Type": "application/json"})
+                response = conn.getresponse()
+                answer = response.read()
+                if response.status != 200:
+                    raise RuntimeError(f"starting an execution failed: {response.status} {answer[:200]!r}")
+                ids.append(json.loads(answer)["execution_id"])
+        finally:
+            conn.close()
+        return ids
 
 
 def count(log: list[dict[str, Any]], method: str, path_prefix: str = "", path_suffix: str = "") -> int:

@@ -23,7 +23,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from spec import BENCHMARKS, BUDGETS, Benchmark, Grid, Metrics, Plot, Row, Value
+from spec import BENCHMARKS, BUDGETS, Benchmark, Grid, Metrics, Plot, Ratio, Row, Value
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -104,10 +104,23 @@ class Stats:
     max: float
 
 
-def cell(runs: list[Run], row: Row, prefix: str = "") -> tuple[str, str, Stats | None]:
-    """(median, spread, statistics) of a row over runs, formatted as the row says."""
-    value = prefix + row.value if isinstance(row.value, str) and not row.value.startswith("@") else row.value
-    numbers, texts = samples(runs, value)
+def ratio_of(results: Results, ratio: Ratio) -> list[float]:
+    """A :class:`Ratio`: median over the numerator's runs / median over the denominator's ([] when one is missing)."""
+    num, _ = samples(results.select((ratio.num,)), ratio.value)
+    den, _ = samples(results.select((ratio.den,)), ratio.value)
+    if not num or not den or statistics.median(den) == 0:
+        return []
+    return [statistics.median(num) / statistics.median(den)]
+
+
+def cell(runs: list[Run], row: Row, prefix: str = "", results: Results | None = None) -> tuple[str, str, Stats | None]:
+    """(median, spread, statistics) of a row over runs, formatted as the row says (a :class:`Ratio` needs results)."""
+    texts: list[str] = []
+    if isinstance(row.value, Ratio):
+        numbers = ratio_of(results, row.value) if results is not None else []
+    else:
+        value = prefix + row.value if isinstance(row.value, str) and not row.value.startswith("@") else row.value
+        numbers, texts = samples(runs, value)
     if numbers:
         s = Stats(len(numbers), statistics.median(numbers), min(numbers), max(numbers))
         spread = "n=1" if s.n == 1 else f"{s.min:{row.fmt}}–{s.max:{row.fmt}} (n={s.n})"
@@ -175,7 +188,14 @@ def judge(row: Row, s: Stats | None) -> str:
     budget = BUDGETS[row.budget]
     if s is None:
         return "**FAIL** (no result)"
-    return "PASS" if getattr(s, budget.over) <= budget.limit else "**FAIL**"
+    return "PASS" if budget.holds(getattr(s, budget.over)) else "**FAIL**"
+
+
+def row_runs(results: Results, bench: Benchmark, row: Row) -> list[Run]:
+    """The runs a row reads (a ratio: its numerator's and its denominator's)."""
+    if isinstance(row.value, Ratio):
+        return results.select((row.value.num,)) + results.select((row.value.den,))
+    return results.of(bench, row.runs)
 
 
 def verdicts(results: Results) -> list[Verdict]:
@@ -184,10 +204,11 @@ def verdicts(results: Results) -> list[Verdict]:
     for number, bench in enumerate(BENCHMARKS, 1):
         title = f"{number} " + fill(bench.title, results.of(bench))
         for row in bench.rows:
-            runs = results.of(bench, row.runs)
-            median, spread, s = cell(runs, row)
+            runs = row_runs(results, bench, row)
+            median, spread, s = cell(runs, row, results=results)
             budget = BUDGETS[row.budget].text if row.budget else "—"
-            command = f"`{runs[0]['command']}`" if runs else "n/a"
+            commands = list(dict.fromkeys(f"`{run['command']}`" for run in runs))
+            command = " / ".join(commands) if isinstance(row.value, Ratio) else (commands[0] if commands else "n/a")
             out.append(Verdict(title, fill(row.label, runs), median, spread, budget, judge(row, s), command))
     return out
 
@@ -202,7 +223,7 @@ def metrics_table(results: Results, bench: Benchmark, spec: Metrics) -> str:
     for row in spec.rows:
         line = [row.label]
         for runs, prefix in columns:
-            median, spread, _ = cell(runs, row, prefix)
+            median, spread, _ = cell(runs, row, prefix, results)
             line += [median, spread]
         body.append(line)
     return table(headers, body)
@@ -211,7 +232,8 @@ def metrics_table(results: Results, bench: Benchmark, spec: Metrics) -> str:
 def grid_table(results: Results, bench: Benchmark, spec: Grid) -> str:
     groups: dict[tuple[Any, ...], list[Run]] = {}
     for run in results.of(bench, spec.runs):
-        groups.setdefault(tuple(value_of(run, key.value) for key in spec.keys), []).append(run)
+        key = tuple(None if isinstance(k.value, Ratio) else value_of(run, k.value) for k in spec.keys)
+        groups.setdefault(key, []).append(run)
 
     def order(item: tuple[tuple[Any, ...], list[Run]]) -> tuple[tuple[int, Any], ...]:
         return tuple((0, v) if isinstance(v, int | float) else (1, str(v)) for v in item[0])
@@ -222,7 +244,7 @@ def grid_table(results: Results, bench: Benchmark, spec: Grid) -> str:
         line = ["n/a" if v is None else format(v, k.fmt) for v, k in zip(key, spec.keys, strict=True)]
         line += [str(len(runs))] if spec.count else []
         for column in spec.columns:
-            median, spread, s = cell(runs, column)
+            median, spread, s = cell(runs, column, results=results)
             text = f"{median} ({spread})" if spec.spread and s and s.n > 1 else median
             line.append(text + (f" {judge(column, s)}" if column.budget else ""))
         body.append(line)
@@ -246,7 +268,7 @@ def plot(results: Results, bench: Benchmark, spec: Plot) -> str:
     for series, (label, style, color) in spec.styles.items():
         by_x: dict[float, list[Run]] = {}
         for run in runs:
-            if value_of(run, spec.series) == series:
+            if str(value_of(run, spec.series)) == series:
                 by_x.setdefault(float(value_of(run, spec.x)), []).append(run)
         for ax, panel in zip(axes[0], spec.panels, strict=True):
             points = [(x, cell(group, Row("", panel.value))[2]) for x, group in sorted(by_x.items())]
@@ -259,6 +281,7 @@ def plot(results: Results, bench: Benchmark, spec: Plot) -> str:
             ax.errorbar([x for x, _ in points_ok], med, yerr=err, fmt=style, color=color, label=label, capsize=3)
     plain = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:,.0f}")
     for ax, panel in zip(axes[0], spec.panels, strict=True):
+        yplain = matplotlib.ticker.FuncFormatter(lambda v, _, f=panel.yfmt: f"{v:{f}}")
         if panel.budget:
             budget = BUDGETS[panel.budget]
             ax.axhline(budget.limit, color="green", linestyle=":", label=f"budget {budget.text}")
@@ -268,14 +291,17 @@ def plot(results: Results, bench: Benchmark, spec: Plot) -> str:
             if isinstance(level, int | float):
                 ax.axhline(level * scale, color="orange", linestyle=":", label=text.format(level))
         ax.set_xscale("log")
-        ax.set_yscale("log")
+        ax.set_yscale(panel.yscale)
         ax.set_xticks(sorted(xs_seen))
         ax.xaxis.set_major_formatter(plain)
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-        ax.yaxis.set_major_formatter(plain)
-        ax.yaxis.set_minor_locator(matplotlib.ticker.LogLocator(subs=(2.0, 5.0)))
-        ax.yaxis.set_minor_formatter(plain)
-        ax.tick_params(axis="y", which="minor", labelsize=7)
+        ax.yaxis.set_major_formatter(yplain)
+        if panel.yscale == "log":
+            ax.yaxis.set_minor_locator(matplotlib.ticker.LogLocator(subs=(2.0, 5.0)))
+            ax.yaxis.set_minor_formatter(yplain)
+            ax.tick_params(axis="y", which="minor", labelsize=7)
+        else:
+            ax.set_ylim(bottom=0)
         ax.grid(True, which="both", alpha=0.3)
         ax.set_xlabel(spec.xlabel)
         ax.set_ylabel(panel.ylabel)
@@ -370,11 +396,12 @@ def report(results: Results, rows: list[Verdict]) -> str:
     )
     md.append("## Reproducing\n")
     md.append(
-        "`make bench` installs matplotlib, psutil and apache-airflow-providers-http into `.venv` and runs "
+        "`make bench` installs matplotlib, psutil and apache-airflow-providers-http into `.venv` (the official "
+        "SDK's step makes its own `.venv-sdk` on first use) and runs "
         "`bench/run.py`: each step below in its own process group with a timeout (the group is killed if it "
         "overruns), optional steps skipped when the total time budget would be exceeded. Every step's JSON is "
         "stored in `bench/results/<step>.json` next to `machine.json`, then `bench/render.py` writes this file "
-        "and the plot from those files alone. `python bench/run.py --quick` is a smoke test with small sizes; "
+        "and the plots from those files alone. `python bench/run.py --quick` is a smoke test with small sizes; "
         "`python bench/render.py` (`make bench-render`) re-renders from `bench/results/` without measuring. "
         "Each script in `bench/` also runs alone and prints its JSON; every process a benchmark starts is stopped "
         "at its end (and dies with its parent), nothing listens beyond 127.0.0.1, and each Airflow process gets a "

@@ -1,4 +1,4 @@
-"""Benchmark 4 (and the data of 6): N concurrent deferred waits in one process, as a triggerer runs them.
+"""Benchmarks 4, 5 and 6 (and the data of 8): N concurrent deferred waits in one process, as a triggerer runs them.
 
 Three processes:
 
@@ -7,8 +7,9 @@ Three processes:
   ``AomWorkflowExecutionTrigger`` objects concurrently, each consumed with
   ``async for event in trigger.run()``; the connection comes from ``AIRFLOW_CONN_AOM_DEFAULT``
   (password auth, no project id);
-* this parent: starts the executions, hands their ids to the worker, and samples the worker's
-  RSS and TCP sockets with psutil from outside (so sampling costs the worker no CPU).
+* this parent: starts the executions (through the emulator's admin API, so an answer delay does
+  not slow it), hands their ids to the worker, and samples the worker's RSS and TCP sockets and
+  the emulator's CPU time with psutil from outside (so sampling costs the worker no CPU).
 
 Worker sequence: import, warm-up (one trigger on a 0-second workflow: modules, token, project
 id, connection pool), then the token cache and project-id cache are emptied so that the N waits
@@ -16,22 +17,35 @@ race for the token themselves; ``gc.collect()``; baseline RSS; launch all N; wai
 
 ``--mode shared`` is the product (one pool per loop, ``AomAsyncHook``); ``--mode naive`` is the
 same trigger whose hook opens a new ``httpx.AsyncClient`` (so a new TCP connection) per request
-and closes it after, with the same client settings (verify, timeout, trust_env).
+and closes it after, with the same client settings (verify, timeout, trust_env); ``--mode http``
+is the peer a user might write instead: the http provider's ``HttpSensorTrigger`` (what
+``HttpSensor(deferrable=True)`` defers to) polling the same status URL with a static
+``X-Auth-Token`` header. It fires on the first answer that is not a 404, so it can only keep
+polling a status URL that answers 404: each polls an execution that does not exist, and the
+worker stops them ``--duration`` s after the launch. ``--answer-delay`` makes the emulator hold
+every AOM answer that long (a backend's latency).
 
 Definitions (all from the emulator's request log, server clock = client clock, one machine):
 
 * memory per wait = (median RSS sampled in the steady window - baseline RSS) / N; the steady
-  window runs from one poll interval after launch (every wait has polled once and sleeps) to
-  0.5 s before the first execution can end;
+  window runs from one poll interval after launch, or half an interval after the last wait's
+  first poll if that is later (every wait has polled once, and the spread first pauses put the
+  waits' phases evenly over the interval), to 0.5 s before the first execution can end;
 * CPU per poll round = worker CPU time in the steady window / status requests served in that
   window x N (what one poll of all N waits costs); also over the whole wait (launch to last event);
+* polls due = N x (steady window) / poll interval; polls done = status requests served in it;
 * minimum status requests of an execution = 1 + ceil((end - first poll) / poll interval): one
   request per poll interval from its first poll until its end, plus the one that sees the end;
-* sockets = TCP connections of the worker process (psutil), peak and steady-window median.
+* sockets = TCP connections of the worker process (psutil), peak and steady-window median;
+  slot waits = share of the window's requests that found every socket slot of the host busy
+  (the transport's slot wait, wrapped by the worker for this count only);
+* emulator cores = the emulator process's CPU time per second of the window.
 
     python bench/waits.py --n 1000 --mode shared
     python bench/waits.py --n 1000 --mode naive
     python bench/waits.py --n 1000 --mode shared --profile   # where the worker's CPU goes
+    python bench/waits.py --n 5000 --mode shared --answer-delay 0.1 --duration 75
+    python bench/waits.py --n 1000 --mode http
 """
 
 from __future__ import annotations
@@ -45,6 +59,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +81,10 @@ from common import (
 )
 
 WORKFLOW, WARM_WORKFLOW = "wf-bench", "wf-warm"
+HTTP_CONN_ID = "http_bench"
+DEFAULT_DURATION, DEFAULT_POLL = 22.0, 5.0
+#: How each mode's wait ends: with a success event, or (``http``) still polling when it is stopped.
+EXPECTED = {"shared": "success", "naive": "success", "http": "polling"}
 #: Seconds between two samples of the worker's RSS and sockets (parent) and of its CPU time (worker).
 SAMPLE_INTERVAL = 0.25
 #: The steady window ends this many seconds before the first execution can end.
@@ -110,6 +129,26 @@ def _naive_trigger_class() -> Any:
     return NaiveTrigger
 
 
+#: Where own time (cProfile ``tottime``) goes, by the file of each function: the first match names it.
+PROFILE_LAYERS = (
+    ("ours", ("airflow_provider_aom/",)),
+    ("httpcore", ("httpcore/",)),
+    ("h11", ("h11/",)),
+    ("anyio", ("anyio/", "sniffio/")),
+    ("asyncio", ("asyncio/", "selectors.py", "contextvars")),
+    ("proxy lookup", ("urllib/request.py", "<frozen os>", "<frozen _collections_abc>")),
+    ("builtins", ("~:0(",)),
+)
+
+
+def layer_of(function: str) -> str:
+    """The layer a profiled function belongs to (see :data:`PROFILE_LAYERS`); ``other`` for the rest."""
+    for layer, marks in PROFILE_LAYERS:
+        if any(mark in function for mark in marks):
+            return layer
+    return "other"
+
+
 def top_own_time(profiler: Any, top: int = 20) -> dict[str, Any]:
     """The functions with the most own time (cProfile), with their cumulative time."""
     entries = profile_rows(profiler)
@@ -130,14 +169,40 @@ def top_own_time(profiler: Any, top: int = 20) -> dict[str, Any]:
         if idle_row not in row.function
     ]
     pool = [r for r in rows if r["function"].endswith("(_assign_requests_to_connections)")]
+    layers: dict[str, float] = {}
+    for r in rows:
+        layer = layer_of(r["function"])
+        layers[layer] = layers.get(layer, 0.0) + r["tottime_share"]
     rows.sort(key=lambda r: -r["tottime_s"])
     return {
         "total_s": total,
         "idle_s": idle,
         "busy_s": busy,
         "rows": rows[:top],
+        "layers": layers,
         "httpcore_assign_cumtime_s": sum(r["cumtime_s"] for r in pool),
     }
+
+
+def _http_trigger_class() -> Any:
+    """``HttpSensorTrigger`` with the arguments ``HttpSensor(deferrable=True)`` gives it, for one status URL."""
+    from airflow.providers.http.triggers.http import HttpSensorTrigger
+
+    def make(workflow_id: str, execution_id: str, poll_interval: float) -> Any:
+        return HttpSensorTrigger(
+            endpoint=f"/v1/{PROJECT_ID}/cms/workflow/{workflow_id}/executions/{execution_id}/status",
+            http_conn_id=HTTP_CONN_ID,
+            method="GET",
+            headers={"X-Auth-Token": STATIC_TOKEN},
+            poke_interval=poll_interval,
+        )
+
+    return make
+
+
+def _status(payload: Any) -> str:
+    """Our events carry a status; HttpSensorTrigger's payload is ``True``."""
+    return str(payload["status"]) if isinstance(payload, dict) else f"event {payload!r}"
 
 
 def worker(args: argparse.Namespace) -> int:
@@ -153,14 +218,18 @@ def worker(args: argparse.Namespace) -> int:
 
     import airflow.sdk  # noqa: F401  (loaded first, as in a triggerer)
 
-    from airflow_provider_aom import protocol
+    from airflow_provider_aom import protocol, transport
     from airflow_provider_aom.auth.tokens import TOKEN_CACHE
     from airflow_provider_aom.triggers.aom import AomWorkflowExecutionTrigger
 
-    trigger_class = AomWorkflowExecutionTrigger if args.mode == "shared" else _naive_trigger_class()
+    trigger_class = {
+        "shared": lambda: AomWorkflowExecutionTrigger,
+        "naive": _naive_trigger_class,
+        "http": _http_trigger_class,
+    }[args.mode]()
 
-    # Instrumentation only: count the TCP connections the loop opens (httpcore/httpx connect through
-    # anyio, i.e. loop.create_connection), with their times, to show how often a connection is (re)opened.
+    # Instrumentation only: count the TCP connections the loop opens (httpcore/httpx/aiohttp connect through
+    # loop.create_connection), with their times, to show how often a connection is (re)opened.
     connects: list[float] = []
     original_create_connection = asyncio.base_events.BaseEventLoop.create_connection
 
@@ -169,16 +238,45 @@ def worker(args: argparse.Namespace) -> int:
         return await original_create_connection(self, *a, **kw)
 
     asyncio.base_events.BaseEventLoop.create_connection = counting_create_connection  # type: ignore[method-assign]
+
+    # Instrumentation only: every request's wait for a socket slot of its host (0 when one was free).
+    slot_waits: list[tuple[float, float]] = []
+    original_acquire = transport.AsyncTransport._acquire
+
+    async def timed_acquire(self: Any, slots: asyncio.Semaphore, *a: Any) -> None:
+        if not slots.locked():
+            slot_waits.append((time.time(), 0.0))
+            return await original_acquire(self, slots, *a)
+        started = time.monotonic()
+        try:
+            return await original_acquire(self, slots, *a)
+        finally:
+            slot_waits.append((time.time(), time.monotonic() - started))
+
+    transport.AsyncTransport._acquire = timed_acquire  # type: ignore[method-assign,assignment]
     me = psutil.Process()
     emit("ready")
     job = json.loads(sys.stdin.readline())
 
     async def wait(execution_id: str, workflow_id: str) -> list[str]:
         trigger = trigger_class(workflow_id=workflow_id, execution_id=execution_id, poll_interval=args.poll)
-        return [event.payload["status"] async for event in trigger.run()]
+        return [_status(event.payload) async for event in trigger.run()]
+
+    async def until_stopped(execution_id: str, workflow_id: str, stop_at: float) -> list[str]:
+        """A wait that never ends by itself (``--mode http``), stopped at ``stop_at`` (epoch seconds)."""
+        task = asyncio.ensure_future(wait(execution_id, workflow_id))
+        done, _ = await asyncio.wait([task], timeout=max(0.0, stop_at - time.time()))
+        if done:
+            return task.result()
+        task.cancel()
+        return ["polling"]
 
     async def main() -> dict[str, Any]:
-        warm = await wait(job["warm_id"], WARM_WORKFLOW)
+        if args.mode == "http":
+            # Modules, the connection, aiohttp: one trigger polls once, then is stopped.
+            warm = await until_stopped(job["warm_id"], WARM_WORKFLOW, time.time() + 1.0)
+        else:
+            warm = await wait(job["warm_id"], WARM_WORKFLOW)
         # The N waits must get their token themselves (concurrently): forget the warm-up's.
         TOKEN_CACHE.clear()
         protocol.RESOLVED.clear()
@@ -199,7 +297,11 @@ def worker(args: argparse.Namespace) -> int:
 
             profiler = cProfile.Profile()
             profiler.enable()
-        tasks = [asyncio.create_task(wait(eid, WORKFLOW)) for eid in job["ids"]]
+        if args.mode == "http":
+            stop_at = time.time() + args.duration
+            tasks = [asyncio.create_task(until_stopped(eid, WORKFLOW, stop_at)) for eid in job["ids"]]
+        else:
+            tasks = [asyncio.create_task(wait(eid, WORKFLOW)) for eid in job["ids"]]
         emit("launched", n=len(tasks))
         results = await asyncio.gather(*tasks, return_exceptions=True)
         if profiler is not None:
@@ -213,9 +315,19 @@ def worker(args: argparse.Namespace) -> int:
         import airflow_provider_aom
 
         package = str(Path(airflow_provider_aom.__file__ or "").parent)
-        outcome = {"warm": warm, "statuses": statuses, "cpu_samples": samples, "connects": connects, "package": package}
+        outcome = {
+            "warm": warm,
+            "statuses": statuses,
+            "cpu_samples": samples,
+            "connects": connects,
+            "package": package,
+            "max_connections_per_host": transport.MAX_CONNECTIONS_PER_HOST,
+            "slot_waits": slot_waits,
+        }
         if profiler is not None:
             outcome["profile"] = top_own_time(profiler)
+            if os.environ.get("BENCH_PSTATS"):  # the whole profile, for pstats / snakeviz
+                profiler.dump_stats(os.environ["BENCH_PSTATS"])
         return outcome
 
     outcome = asyncio.run(main())
@@ -228,13 +340,14 @@ def worker(args: argparse.Namespace) -> int:
 
 
 class Sampler(threading.Thread):
-    """Samples the worker's RSS and TCP sockets every ``interval`` s (from outside the worker)."""
+    """Samples the worker's RSS and TCP sockets and the emulator's CPU time every ``interval`` s (from outside)."""
 
-    def __init__(self, pid: int, interval: float = SAMPLE_INTERVAL) -> None:
+    def __init__(self, pid: int, server_pid: int, interval: float = SAMPLE_INTERVAL) -> None:
         super().__init__(daemon=True)
         import psutil
 
         self.proc = psutil.Process(pid)
+        self.server = psutil.Process(server_pid)
         self.interval = interval
         self.samples: list[dict[str, Any]] = []
         self.halt = threading.Event()
@@ -245,33 +358,20 @@ class Sampler(threading.Thread):
                 t = time.time()
                 rss = self.proc.memory_info().rss
                 conns = self.proc.net_connections(kind="tcp")
+                server = self.server.cpu_times()
             except Exception:
                 return
             established = sum(1 for c in conns if c.status == "ESTABLISHED")
-            self.samples.append({"time": t, "rss": rss, "tcp": len(conns), "tcp_established": established})
+            self.samples.append(
+                {
+                    "time": t,
+                    "rss": rss,
+                    "tcp": len(conns),
+                    "tcp_established": established,
+                    "server_cpu": server.user + server.system,
+                }
+            )
             self.halt.wait(self.interval)
-
-
-def start_executions(base_url: str, workflow_id: str, n: int) -> list[str]:
-    """Start ``n`` executions with the static token (no IAM call), over one kept-alive connection."""
-    import http.client
-
-    host, port = base_url.removeprefix("http://").split(":")
-    conn = http.client.HTTPConnection(host, int(port), timeout=30)
-    path = f"/v1/{PROJECT_ID}/cms/workflow/{workflow_id}/executions"
-    headers = {"Content-Type": "application/json", "X-Auth-Token": STATIC_TOKEN}
-    ids = []
-    try:
-        for _ in range(n):
-            conn.request("POST", path, body=b"", headers=headers)
-            response = conn.getresponse()
-            body = response.read()
-            if response.status != 200:
-                raise RuntimeError(f"starting an execution failed: {response.status} {body[:200]!r}")
-            ids.append(json.loads(body)["execution_id"])
-    finally:
-        conn.close()
-    return ids
 
 
 def analyse(
@@ -280,13 +380,12 @@ def analyse(
     outcome: dict[str, Any],
     samples: list[dict[str, Any]],
     log: list[dict[str, Any]],
-    executions: list[dict[str, Any]],
+    begin: dict[str, float],
     ids: list[str],
 ) -> dict[str, Any]:
+    """The figures of one run; ``begin`` is when each execution began (epoch seconds)."""
     n = len(ids)
-    wanted = set(ids)
     launched, done = events["launched"]["time"], events["done"]["time"]
-    begin = {e["execution_id"]: e["begin_time"] / 1000 for e in executions if e["execution_id"] in wanted}
     end = {eid: b + args.duration for eid, b in begin.items()}
     first_end = min(end.values())
 
@@ -303,7 +402,8 @@ def analyse(
     first_polls = [min(t) for t in polls.values() if t]
     first_round_done = max(first_polls) - launched if first_polls else math.nan
 
-    window = (launched + args.poll, first_end - WINDOW_END_MARGIN)
+    start = max(launched + args.poll, launched + first_round_done + args.poll / 2) if first_polls else math.inf
+    window = (start, first_end - WINDOW_END_MARGIN)
     in_window = [s for s in samples if window[0] <= s["time"] <= window[1]]
     during = [s for s in samples if launched <= s["time"] <= done]
     baseline_rss = events["baseline"]["rss"]
@@ -316,12 +416,21 @@ def analyse(
         (t0, c0), (t1, c1) = cpu_in[0], cpu_in[-1]
         requests = sum(1 for times in polls.values() for t in times if t0 <= t < t1)
         steady = {"cpu_s": c1 - c0, "requests": requests, "seconds": t1 - t0}
+    # The emulator's CPU, sampled by the parent over (almost) the same window: cores it kept busy.
+    server_share = math.nan
+    if len(in_window) >= 2 and in_window[-1]["time"] > in_window[0]["time"]:
+        first, last = in_window[0], in_window[-1]
+        server_share = (last["server_cpu"] - first["server_cpu"]) / (last["time"] - first["time"])
+    acquired = [w for t, w in outcome.get("slot_waits", []) if window[0] <= t <= window[1]]
+    slot_waits = [w for w in acquired if w > 0]
     total_requests = sum(actual.values())
     min_requests = sum(minimum.values())
     nominal_per_execution = math.ceil(args.duration / args.poll) + 1
     nominal_requests = n * nominal_per_execution
     peak_rss = max((s["rss"] for s in during), default=math.nan)
     total_cpu = events["done"]["cpu"] - events["launched"]["cpu"]
+    polls_due = n * steady["seconds"] / args.poll
+    cpu_us = steady["cpu_s"] / steady["requests"] * 1e6 if steady["requests"] else math.nan
 
     def per_round(cpu: float, reqs: int) -> float:
         return cpu / reqs * n if reqs else math.nan
@@ -331,14 +440,17 @@ def analyse(
         "mode": args.mode,
         "duration_s": args.duration,
         "poll_interval_s": args.poll,
+        "answer_delay_s": args.answer_delay,
+        "answer_delay_ms": round(args.answer_delay * 1000),
+        "max_connections_per_host": outcome.get("max_connections_per_host"),
         "sample_interval_s": SAMPLE_INTERVAL,
         "window_end_margin_s": WINDOW_END_MARGIN,
         "nominal_requests_per_execution": nominal_per_execution,
         "package": outcome["package"],
         "profile": outcome.get("profile"),
         "statuses": outcome["statuses"],
-        "all_success": outcome["statuses"] == {"success": n},
-        "waits_without_success": n - outcome["statuses"].get("success", 0),
+        "all_success": outcome["statuses"] == {EXPECTED[args.mode]: n},
+        "waits_without_success": n - outcome["statuses"].get(EXPECTED[args.mode], 0),
         "warmup_events": outcome["warm"],
         "wait_seconds": done - launched,
         "first_round_seconds": first_round_done,
@@ -351,9 +463,22 @@ def analyse(
         "kb_per_wait_peak": (peak_rss - baseline_rss) / n / 1024,
         "cpu_per_round_ms_steady": per_round(steady["cpu_s"], steady["requests"]) * 1000,
         "cpu_per_round_ms_total": per_round(total_cpu, total_requests) * 1000,
-        "cpu_us_per_request_steady": steady["cpu_s"] / steady["requests"] * 1e6 if steady["requests"] else math.nan,
+        "cpu_us_per_request_steady": cpu_us,
+        "cpu_ms_per_poll_steady": cpu_us / 1000,
+        "waits_per_core_15s": 15.0 / (cpu_us * 1e-6) if cpu_us else math.nan,
+        "worker_cpu_share_steady": steady["cpu_s"] / steady["seconds"] if steady["seconds"] else math.nan,
+        "server_cpu_us_per_request_steady": server_share * steady["seconds"] / steady["requests"] * 1e6
+        if steady["requests"]
+        else math.nan,
+        "server_cpu_share_steady": server_share,
         "cpu_total_s": total_cpu,
         "steady": steady,
+        "polls_due_steady": polls_due,
+        "polls_done_steady": steady["requests"],
+        "polls_done_ratio": steady["requests"] / polls_due if polls_due else math.nan,
+        "polls_done_ratio_ideal": args.poll / (args.poll + args.answer_delay),
+        "slot_wait_share": len(slot_waits) / len(acquired) if acquired else math.nan,
+        "slot_wait_ms_mean": statistics.fmean(slot_waits) * 1000 if slot_waits else 0.0,
         "sockets_peak": max((s["tcp"] for s in during), default=0),
         "sockets_steady_median": statistics.median(s["tcp"] for s in in_window) if in_window else math.nan,
         "iam_token_calls_total": iam_token_calls(log),
@@ -376,11 +501,17 @@ def parent(args: argparse.Namespace) -> int:
         worker_log = open(os.path.join(home, "worker.log"), "w")  # noqa: SIM115 - closed in finally
         proc = None
         deadline = time.time() + args.timeout
+        workflows = [f"{WORKFLOW}:success:{args.duration:g}", f"{WARM_WORKFLOW}:success:0"]
         try:
-            with Emulator([f"{WORKFLOW}:success:{args.duration:g}", f"{WARM_WORKFLOW}:success:0"]) as emu:
+            with Emulator(workflows, answer_delay=args.answer_delay) as emu:
+                assert emu.proc is not None
                 env = bench_env(home, AIRFLOW_CONN_AOM_DEFAULT=conn_json(emu.base_url, "password"))
+                host, port = emu.base_url.removeprefix("http://").split(":")
+                http_conn = {"conn_type": "http", "host": host, "port": int(port), "schema": "http"}
+                env[f"AIRFLOW_CONN_{HTTP_CONN_ID.upper()}"] = json.dumps(http_conn)
                 read_fd, write_fd = os.pipe()
                 cmd = [sys.executable, __file__, "--worker", "--mode", args.mode, "--poll", str(args.poll)]
+                cmd += ["--duration", str(args.duration)]
                 cmd += ["--profile"] if args.profile else []
                 cmd += ["--event-fd", str(write_fd), "--result-file", result_file]
                 proc = popen(
@@ -412,26 +543,34 @@ def parent(args: argparse.Namespace) -> int:
                             return event
 
                 next_event("ready")
-                sampler = Sampler(proc.pid)
-                warm_id = start_executions(emu.base_url, WARM_WORKFLOW, 1)[0]
-                ids = start_executions(emu.base_url, WORKFLOW, args.n)
+                sampler = Sampler(proc.pid, emu.proc.pid)
+                if args.mode == "http":
+                    # Executions that do not exist: the status URL answers 404, so HttpSensorTrigger keeps polling.
+                    warm_id, ids = str(uuid.uuid4()), [str(uuid.uuid4()) for _ in range(args.n)]
+                else:
+                    warm_id = emu.start_executions(WARM_WORKFLOW, 1)[0]
+                    ids = emu.start_executions(WORKFLOW, args.n)
                 assert proc.stdin is not None
                 proc.stdin.write(json.dumps({"warm_id": warm_id, "ids": ids}) + "\n")
                 proc.stdin.flush()
                 next_event("baseline")
                 sampler.start()
-                next_event("launched")
+                launched = next_event("launched")["time"]
                 next_event("done")
                 sampler.halt.set()
                 sampler.join(5)
                 next_event("exit")
                 proc.wait(30)
                 outcome = json.loads(Path(result_file).read_text())
-                log, executions = emu.requests_log(), emu.executions()
-            result = analyse(args, events, outcome, sampler.samples, log, executions, ids)
-            result["command"] = f"python bench/waits.py --n {args.n} --mode {args.mode}" + (
-                " --profile" if args.profile else ""
-            )
+                log = emu.requests_log()
+                if args.mode == "http":
+                    begin = dict.fromkeys(ids, launched)
+                else:
+                    wanted = set(ids)
+                    begin = {e["execution_id"]: e["begin_time"] / 1000 for e in emu.executions()}
+                    begin = {eid: b for eid, b in begin.items() if eid in wanted}
+            result = analyse(args, events, outcome, sampler.samples, log, begin, ids)
+            result["command"] = command(args)
             write_json(args.json_out, result)
             return 0 if result["all_success"] else 1
         except Exception:
@@ -444,12 +583,22 @@ def parent(args: argparse.Namespace) -> int:
             worker_log.close()
 
 
+def command(args: argparse.Namespace) -> str:
+    """The command line that reproduces this run (options at their defaults left out)."""
+    text = f"python bench/waits.py --n {args.n} --mode {args.mode}"
+    text += f" --answer-delay {args.answer_delay:g}" if args.answer_delay else ""
+    text += f" --duration {args.duration:g}" if args.duration != DEFAULT_DURATION else ""
+    text += f" --poll {args.poll:g}" if args.poll != DEFAULT_POLL else ""
+    return text + (" --profile" if args.profile else "")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=1000, help="concurrent waits")
-    parser.add_argument("--mode", choices=["shared", "naive"], default="shared")
-    parser.add_argument("--duration", type=float, default=22.0, help="seconds each execution runs")
-    parser.add_argument("--poll", type=float, default=5.0, help="trigger poll interval, seconds")
+    parser.add_argument("--mode", choices=sorted(EXPECTED), default="shared")
+    parser.add_argument("--duration", type=float, default=DEFAULT_DURATION, help="seconds each execution runs")
+    parser.add_argument("--poll", type=float, default=DEFAULT_POLL, help="trigger poll interval, seconds")
+    parser.add_argument("--answer-delay", type=float, default=0.0, help="seconds the emulator holds each AOM answer")
     parser.add_argument("--timeout", type=float, default=300.0, help="bound on the whole run, seconds")
     parser.add_argument("--profile", action="store_true", help="cProfile the worker during the wait (slower)")
     parser.add_argument("--json-out")
