@@ -677,7 +677,8 @@ class _HostConnections:
 
     def __init__(self, endpoint: Endpoint, size: int) -> None:
         self.slots = asyncio.Semaphore(size)
-        self.idle: collections.deque[httpcore.AsyncHTTPConnection] = collections.deque()
+        self.idle: collections.deque[httpcore.AsyncHTTP11Connection] = collections.deque()
+        self.host, self.port = endpoint.host, endpoint.port
         self.origin = httpcore.Origin(endpoint.scheme.encode(), endpoint.host.encode("idna"), endpoint.port)
         self.ssl_context = ssl_context(endpoint.verify) if endpoint.scheme == "https" else None
         self.backend = _AsyncBackend()
@@ -687,18 +688,26 @@ class _HostConnections:
             else None
         )
 
-    async def take(self) -> httpcore.AsyncHTTPConnection:
-        """The most recently used idle connection still usable, or a new one (connected on first use)."""
+    async def take(self, connect_timeout: float | None) -> httpcore.AsyncHTTP11Connection:
+        """The most recently used idle connection still usable, or a new one, connected here."""
         while self.idle:
             connection = self.idle.pop()
             if connection.is_idle() and not connection.has_expired():
                 return connection
             await connection.aclose()
-        return httpcore.AsyncHTTPConnection(
-            self.origin, ssl_context=self.ssl_context, keepalive_expiry=KEEPALIVE_EXPIRY, network_backend=self.backend
-        )
+        # An HTTP/1.1 connection on a stream connected here: httpcore's AsyncHTTPConnection around it adds
+        # a lock to every request for what it does once (connecting), and under anyio each lock costs the
+        # loop two extra turns, which at a few polls a second is most of a poll's CPU.
+        stream = await self.backend.connect_tcp(self.host, self.port, timeout=connect_timeout)
+        if self.ssl_context is not None:
+            try:
+                stream = await stream.start_tls(self.ssl_context, server_hostname=self.host, timeout=connect_timeout)
+            except BaseException:
+                await stream.aclose()
+                raise
+        return httpcore.AsyncHTTP11Connection(self.origin, stream, keepalive_expiry=KEEPALIVE_EXPIRY)
 
-    async def give_back(self, connection: httpcore.AsyncHTTPConnection) -> None:
+    async def give_back(self, connection: httpcore.AsyncHTTP11Connection) -> None:
         """Keep a connection whose exchange ended cleanly; close any other, and the oldest idle one if expired."""
         if connection.is_idle() and not connection.is_closed():
             self.idle.append(connection)
@@ -762,7 +771,7 @@ class AsyncTransport:
                     async with host.proxied.stream(**exchange.arguments) as response:
                         reader = await _read_into(exchange.reader(response), response)
                 else:
-                    connection = await host.take()
+                    connection = await host.take(exchange.arguments["extensions"]["timeout"]["connect"])
                     try:
                         response = await connection.handle_async_request(exchange.core_request())
                         try:

@@ -286,10 +286,12 @@ def test_gateway_echo_of_the_signed_request_is_scrubbed(
     def gateway(request: Any, deadline: float) -> ApiResponse:
         names = signed_header_names(request.headers)
         canonical = canonical_request(request.method, request.api.path, "", request.headers, names, request.body)
+        # Its signed x- headers, security token included (the whole canonical request would be cut by the
+        # message's length limit before it, by how long the path and the other headers happen to be).
+        echoed = "|".join(line for line in canonical.split("\n") if line.startswith("x-"))
         body = {
             "error_code": "APIG.0301",
-            "error_msg": "Incorrect IAM authentication information: verify aksk signature fail, "
-            + canonical.replace("\n", "|"),
+            "error_msg": "Incorrect IAM authentication information: verify aksk signature fail, " + echoed,
             "request_id": "apig-echo-1",
         }
         return ApiResponse.build(401, json.dumps(body).encode(), {"X-Request-Id": "apig-echo-1"})
@@ -297,7 +299,8 @@ def test_gateway_echo_of_the_signed_request_is_scrubbed(
     monkeypatch.setattr(hook, "_send", gateway)
     with pytest.raises(AomAuthenticationError) as info:
         hook.execute_workflow("wf-success")
-    assert "x-security-token" in str(info.value), "the echo is in the message"
+    # (Not "x-security-token": on Airflow 2 the masker also hides short secrets other tests registered, "tok".)
+    assert "|x-sdk-date:" in str(info.value), "the echo is in the message"
     assert SECURITY_TOKEN in masked
     assert SECURITY_TOKEN not in str(info.value)
 

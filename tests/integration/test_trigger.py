@@ -222,7 +222,7 @@ async def test_requests_beyond_the_pool_wait_for_a_slot_not_in_the_pool(
     workflows.state.add_fault("delay", path="/status$", delay=0.2, count=12)
     hook = AomAsyncHook()
     in_flight, peak = 0, 0
-    send = httpcore.AsyncHTTPConnection.handle_async_request
+    send = httpcore.AsyncHTTP11Connection.handle_async_request
 
     async def counting(pool: Any, request: Any) -> Any:
         nonlocal in_flight, peak
@@ -233,7 +233,7 @@ async def test_requests_beyond_the_pool_wait_for_a_slot_not_in_the_pool(
         finally:
             in_flight -= 1
 
-    monkeypatch.setattr(httpcore.AsyncHTTPConnection, "handle_async_request", counting)
+    monkeypatch.setattr(httpcore.AsyncHTTP11Connection, "handle_async_request", counting)
     executions = await asyncio.gather(*(hook.get_execution("wf-long", i) for i in ids))
     assert {e["status"] for e in executions} == {"executing"}
     assert peak == 3
