@@ -16,6 +16,7 @@ from airflow_provider_aom.exceptions import AomError, AomExecutionFailedError, A
 from airflow_provider_aom.links.aom import console_url
 from airflow_provider_aom.status import (
     DEFAULT_MAX_DETAIL_BYTES,
+    EXECUTING_STATUS,
     OnNodeFailure,
     Outcome,
     StatusRules,
@@ -104,6 +105,11 @@ class AomWorkflowExecutionSensor(BaseSensorOperator):
         from airflow_provider_aom.triggers.aom import AomWorkflowExecutionTrigger  # only when deferring
 
         timeout = self.timeout.total_seconds() if isinstance(self.timeout, timedelta) else float(self.timeout)
+        self.log.info(
+            "Waiting for execution %s of workflow %s on the triggerer.",
+            escape(self.execution_id, 64),
+            escape(self.workflow_id, 64),
+        )
         self.defer(
             trigger=AomWorkflowExecutionTrigger(
                 workflow_id=self.workflow_id,
@@ -119,6 +125,9 @@ class AomWorkflowExecutionSensor(BaseSensorOperator):
                 owned=False,
                 max_detail_bytes=self.max_detail_bytes,
                 on_node_failure=self.on_node_failure,
+                # Only changes away from "executing" are logged, so a wait that moves to another triggerer
+                # does not log that line twice (the triggerer knows only these arguments).
+                last_status=EXECUTING_STATUS,
             ),
             method_name="execute_complete",
             timeout=None,

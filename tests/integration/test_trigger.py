@@ -83,22 +83,35 @@ def test_serialize_round_trip() -> None:
     assert round_trip(trigger).serialize() == (path, kwargs)
 
 
+@pytest.mark.parametrize("deferring", ["operator", "sensor"])
 async def test_a_wait_that_moves_to_another_triggerer_does_not_log_executing_again(
-    use_connection: UseConnection, workflows: AomEmulator, log_text: LogText
+    deferring: str, use_connection: UseConnection, workflows: AomEmulator, log_text: LogText
 ) -> None:
     from airflow.providers.common.compat.sdk import TaskDeferred
 
     from airflow_provider_aom.operators.aom import AomExecuteWorkflowOperator
+    from airflow_provider_aom.sensors.aom import AomWorkflowExecutionSensor
 
     use_connection("aksk")
     execution_id = start("wf-long")
-    operator = AomExecuteWorkflowOperator(
-        task_id="run", workflow_id="wf-long", wait_for_completion=True, deferrable=True, poll_interval=0.05
-    )
     with pytest.raises(TaskDeferred) as deferred:
-        operator._wait_or_defer(cast(Any, {}), execution_id, time.time() + 0.6)
+        if deferring == "operator":
+            operator = AomExecuteWorkflowOperator(
+                task_id="run", workflow_id="wf-long", wait_for_completion=True, deferrable=True, poll_interval=0.05
+            )
+            operator._wait_or_defer(cast(Any, {}), execution_id, time.time() + 0.6)
+        else:
+            sensor = AomWorkflowExecutionSensor(
+                task_id="watch",
+                workflow_id="wf-long",
+                execution_id=execution_id,
+                deferrable=True,
+                poke_interval=0.05,
+                timeout=0.6,
+            )
+            sensor.execute(cast(Any, {}))
     trigger = deferred.value.trigger
-    assert trigger.last_status == "executing", "the operator defers saying the execution runs"
+    assert trigger.last_status == "executing", "the task defers saying the execution runs"
     # Another triggerer rebuilds the trigger from its deferral arguments and polls an executing execution.
     event = await first_event(round_trip(trigger))
     assert event["status"] == "timeout"
