@@ -347,6 +347,12 @@ def report(results: Results, rows: list[Verdict]) -> str:
         "benchmark talks to the local emulator (`python -m airflow_provider_aom.emulator`) over loopback, in a "
         "separate process, so the client's CPU time never includes the server's.\n",
     ]
+    for rerun in m.get("reruns", []):
+        md.append(
+            f"Re-measured later with `bench/run.py --only` ({rerun['at']}, on the code of that time): "
+            + ", ".join(f"`{name}`" for name in rerun["steps"])
+            + ". Figures from different runs of one shared machine differ by its load; compare within a run.\n"
+        )
     if m["quick"]:
         md.append("**A `--quick` smoke run** (smaller sizes, fewer runs): not a measurement to compare.\n")
     md.append("## Results against the budgets\n")
