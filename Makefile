@@ -106,4 +106,4 @@ chaos: $(CLUSTER_STAMP)
 # The short campaign that make test runs.
 chaos-ci: $(CLUSTER_STAMP)
 	$(VENV)/bin/mypy scripts
-	$(VENV)/bin/python scripts/chaos.py --runs 6 --kills 3 --stalls 1 --seed 1
+	$(VENV)/bin/python scripts/chaos.py --runs 8 --kills 3 --stalls 1 --seed 1

@@ -413,6 +413,10 @@ class Campaign:
                 active.append(run)
             self.tend_kills()
             self.sample_heartbeats()
+            if not queue and self.next_kill_at is not None:
+                # Every run has started: the kills left are due now, or the last runs would end without them
+                # (and a short campaign without a kill of each kind).
+                self.next_kill_at = min(self.next_kill_at, self.now())
             due = self.next_kill_at is not None and self.now() >= self.next_kill_at
             if due and self.idle() and active:
                 assert self.next_kill_at is not None
