@@ -79,6 +79,16 @@ and ``truncated``, let it run first. ``POST /_emulator/executions``
 ``EmulatorState.create_execution``) adds an execution someone else started
 seconds ago.
 
+``EmulatorConfig(history=N, history_nodes=K)`` (CLI ``--history``,
+``--history-nodes``; at run time ``POST /_emulator/config`` with
+``{"history": N, "history_nodes": K}``, read back by ``GET /_emulator/config``,
+put back by a reset) seeds every workflow with N old, ended executions of K
+node results, generated from their index and never held (see
+:mod:`airflow_provider_aom.emulator.history`): the execution list streams them
+(chunked), then the real executions; their ids are ``h-<12 hex>-<index>``; their
+detail answers, terminate says "already finished", node operations are refused;
+``EmulatorState.executions()`` and the request log leave them out.
+
 Emulator choices where the real API is undocumented:
 
 * unknown execution: 404 ``AOM.31001307`` "execution not exist.";
@@ -109,7 +119,8 @@ Emulator choices where the real API is undocumented:
 * ``x_enterprise_project_id`` is validated but every workflow is in project ``"0"``;
 * parameter checks (400) come before the project check (401 ``AOM.31009004``);
 * ``/_emulator/*`` admin calls are neither authenticated, fault-injected nor logged;
-* execution lists are ordered by begin time, newest first;
+* execution lists are ordered by begin time, newest first (with a seeded
+  history: the seeded rows, newest first, then the real executions);
 * verifying a static token reports method ``token``, issued now, expiring
   after ``token_ttl``; a credential's ``create_time`` is the emulator's start;
   reading another user is 403.

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import fields
 from types import FrameType
 
+from airflow_provider_aom.emulator.history import MAX_HISTORY, MAX_HISTORY_NODES
 from airflow_provider_aom.emulator.models import (
     OUTCOMES,
     EmulatorConfig,
@@ -129,6 +130,23 @@ def build_parser() -> argparse.ArgumentParser:
             "not delayed, and a delayed answer holds no other connection"
         ),
     )
+    parser.add_argument(
+        "--history",
+        type=int,
+        default=defaults.history,
+        metavar="N",
+        help=(
+            f"seed every workflow's execution list with N old, ended executions (0 to {MAX_HISTORY}; ids h-<hash>-<i>, "
+            "the newest begun 1 h before the start, 5 min apart; generated, never held), before the real executions"
+        ),
+    )
+    parser.add_argument(
+        "--history-nodes",
+        type=int,
+        default=defaults.history_nodes,
+        metavar="K",
+        help=f"node results of each seeded execution (1 to {MAX_HISTORY_NODES})",
+    )
     parser.add_argument("--quiet", action="store_true", help="no access log on stderr")
     return parser
 
@@ -138,6 +156,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.answer_delay < 0:
         parser.error("--answer-delay must not be negative")
+    if not 0 <= args.history <= MAX_HISTORY:
+        parser.error(f"--history must be from 0 to {MAX_HISTORY}")
+    if not 1 <= args.history_nodes <= MAX_HISTORY_NODES:
+        parser.error(f"--history-nodes must be from 1 to {MAX_HISTORY_NODES}")
     workflows = {spec.id: spec for spec in default_workflows()}
     for spec in args.workflow:
         workflows[spec.id] = spec

@@ -102,6 +102,12 @@ class EmulatorConfig:
     #: Seconds every AOM answer (``/v1/...``) waits before it is sent, as a backend's latency; IAM and
     #: admin calls are not delayed. Each connection has its own thread: a delayed answer holds no other.
     answer_delay: float = 0.0
+    #: Old, ended executions seeded in every workflow's execution list, generated from their index and
+    #: never held (see :mod:`airflow_provider_aom.emulator.history`); 0 to 1,000,000. Settable at run
+    #: time (``POST /_emulator/config``).
+    history: int = 0
+    #: Node results of each seeded execution, 1 to 200.
+    history_nodes: int = 20
 
 
 def pattern_workflow(workflow_id: str) -> WorkflowSpec | None:

@@ -1,7 +1,9 @@
-"""Generated bodies of the ``huge`` and ``gzip_bomb`` faults, produced without holding them.
+"""Generated bodies (``huge`` and ``gzip_bomb`` faults, streamed JSON arrays), produced without holding them.
 
 ``huge`` bodies are yielded piece by piece; a gzip bomb is compressed from
-1 MiB blocks, so only its compressed form (about 1 MB per GiB) is ever held.
+1 MiB blocks, so only its compressed form (about 1 MB per GiB) is ever held;
+a JSON array (an execution list with seeded history) is framed from its
+elements as they come, in pieces of about :data:`CHUNK_SIZE`.
 """
 
 from __future__ import annotations
@@ -38,6 +40,42 @@ def chunked(pieces: Iterable[bytes]) -> Iterator[bytes]:
     for piece in pieces:
         if piece:
             yield f"{len(piece):x}\r\n".encode("ascii") + piece + b"\r\n"
+
+
+def json_array(elements: Iterable[bytes]) -> Iterator[bytes]:
+    """``[``, the encoded ``elements`` separated by ``, `` (as json.dumps does), ``]``: pieces of about CHUNK_SIZE."""
+    pending = [b"["]
+    size = 1
+    for index, element in enumerate(elements):
+        if index:
+            pending.append(b", ")
+            size += 2
+        pending.append(element)
+        size += len(element)
+        if size >= CHUNK_SIZE:
+            yield b"".join(pending)
+            pending, size = [], 0
+    pending.append(b"]")
+    yield b"".join(pending)
+
+
+def take(pieces: Iterable[bytes], limit: int) -> Iterator[bytes]:
+    """The first ``limit`` bytes of ``pieces``, in the same pieces (the last one cut)."""
+    remaining = limit
+    for piece in pieces:
+        if remaining <= 0:
+            return
+        if len(piece) > remaining:
+            piece = piece[:remaining]
+        remaining -= len(piece)
+        yield piece
+
+
+def bytewise(pieces: Iterable[bytes]) -> Iterator[bytes]:
+    """``pieces`` one byte at a time."""
+    for piece in pieces:
+        for start in range(len(piece)):
+            yield piece[start : start + 1]
 
 
 def split(data: bytes, size: int) -> Iterator[bytes]:

@@ -6,6 +6,7 @@ import contextlib
 import copy
 import inspect
 import io
+import itertools
 import json
 import logging
 import select
@@ -13,7 +14,7 @@ import socket
 import socketserver
 import threading
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field, fields
 from email.message import Message
 from http import HTTPStatus
@@ -42,10 +43,20 @@ from airflow_provider_aom.emulator.errors import (
     workflow_missing,
 )
 from airflow_provider_aom.emulator.models import MAX_ID_LENGTH, EmulatorConfig, WorkflowSpec
-from airflow_provider_aom.emulator.payloads import CHUNK_SIZE, chunked, gzip_bomb, huge_pieces, split
+from airflow_provider_aom.emulator.payloads import (
+    CHUNK_SIZE,
+    bytewise,
+    chunked,
+    gzip_bomb,
+    huge_pieces,
+    json_array,
+    split,
+    take,
+)
 from airflow_provider_aom.emulator.state import (
     ENDLESS,
     OPERATION_ACTIONS,
+    RUNTIME_CONFIG_FIELDS,
     TRIGGER_ACTIONS,
     WORKFLOW_SORT_FIELDS,
     EmulatorState,
@@ -88,6 +99,21 @@ class _Response:
     body: bytes
     content_type: str = "application/json"
     headers: dict[str, str] = field(default_factory=dict)
+    #: A JSON array answer too big to hold (an execution list with seeded history): called for a fresh
+    #: iterator over its elements, each one JSON-encoded, every time the answer is sent or measured;
+    #: ``body`` is then unused and the answer goes out chunked.
+    elements: Callable[[], Iterator[bytes]] | None = None
+    #: With ``elements``: send only the first ``length`` bytes of the array, with that Content-Length
+    #: (the ``truncated`` fault).
+    length: int | None = None
+
+    def pieces(self) -> Iterator[bytes]:
+        """The body, in pieces of about CHUNK_SIZE when it is streamed."""
+        if self.elements is None:
+            yield self.body
+            return
+        pieces = json_array(self.elements())
+        yield from (pieces if self.length is None else take(pieces, self.length))
 
 
 def _json(status: int, payload: Any, headers: dict[str, str] | None = None) -> _Response:
@@ -353,7 +379,15 @@ def _list_executions(state: EmulatorState, request: _Request) -> _Response:
         # is validated but selects nothing away.
         if name == "x_enterprise_project_id" and not 1 <= len(value) <= MAX_ID_LENGTH:
             raise invalid_param()
-    return _json(200, state.list_executions(_known_workflow(state, request)))
+    workflow_id = _known_workflow(state, request)
+    executions = state.list_executions(workflow_id)
+    history = state.history(workflow_id)
+    if history is None:
+        return _json(200, executions)
+    # The seeded rows (newest first), then the real executions: the array is never held, so neither
+    # is a 100,000-row history.
+    encoded = [json.dumps(brief).encode("utf-8") for brief in executions]
+    return _Response(200, b"", elements=lambda: itertools.chain(history.rows(), encoded))
 
 
 def _terminate(state: EmulatorState, request: _Request) -> _Response:
@@ -574,6 +608,16 @@ def patched(response: _Response, patch: JsonDict) -> _Response:
     """
     if not 200 <= response.status < 300 or response.content_type != "application/json":
         return response
+    if response.elements is not None:
+        elements = response.elements
+        return _Response(
+            response.status,
+            b"",
+            response.content_type,
+            response.headers,
+            elements=lambda: (_patched_element(element, patch) for element in elements()),
+            length=response.length,
+        )
     try:
         payload = json.loads(response.body)
     except ValueError:
@@ -590,6 +634,21 @@ def patched(response: _Response, patch: JsonDict) -> _Response:
         target.update(copy.deepcopy(patch))
     body = json.dumps(payload, allow_nan=True).encode("utf-8")
     return _Response(response.status, body, response.content_type, response.headers)
+
+
+def _patched_element(element: bytes, patch: JsonDict) -> bytes:
+    value = json.loads(element)
+    if isinstance(value, dict):
+        value.update(copy.deepcopy(patch))
+    return json.dumps(value, allow_nan=True).encode("utf-8")
+
+
+def truncated(response: _Response) -> _Response:
+    """The ``truncated`` fault's 200: the first half of the answer's body (a streamed one is measured first)."""
+    if response.elements is None:
+        return _Response(200, response.body[: len(response.body) // 2])
+    size = sum(len(piece) for piece in response.pieces())
+    return _Response(200, b"", elements=response.elements, length=size // 2)
 
 
 # -- admin ---------------------------------------------------------------------
@@ -657,6 +716,14 @@ def admin(state: EmulatorState, method: str, path: str, body: bytes) -> _Respons
             data.setdefault("name", data["id"])
             state.add_workflow(WorkflowSpec(**data))
             return _json(200, ok)
+        if method == "GET" and path == "/_emulator/config":
+            return _json(200, state.runtime_config())
+        if method == "POST" and path == "/_emulator/config":
+            data = _admin_payload(body)
+            unknown = set(data) - set(RUNTIME_CONFIG_FIELDS)
+            if unknown or not data:
+                raise ValueError(f"expected some of {list(RUNTIME_CONFIG_FIELDS)} and nothing else")
+            return _json(200, state.configure(**data))
         if method == "POST" and path == "/_emulator/expire-tokens":
             state.expire_tokens()
             return _json(200, ok)
@@ -776,16 +843,43 @@ class _RequestHandler(BaseHTTPRequestHandler):
         return self.rfile.read(length) if length else b""
 
     def _send(self, response: _Response, request_id: str) -> None:
+        self._send_head(response, request_id)
+        if response.elements is None:
+            self.wfile.write(response.body)
+        elif not self._stream(self._body_wire(response)):
+            self.close_connection = True
+
+    def _chunked(self, response: _Response) -> bool:
+        """Whether the body goes out chunked: streamed, of unknown length, to an HTTP/1.1 client."""
+        return response.elements is not None and response.length is None and self.request_version != "HTTP/1.0"
+
+    def _send_head(self, response: _Response, request_id: str) -> None:
+        """Status line and headers: Content-Length, or chunked for a streamed body of unknown length.
+
+        An HTTP/1.0 client cannot read chunks: its streamed body ends with the connection.
+        """
         self.send_response(response.status)
         self.send_header("Content-Type", response.content_type)
-        self.send_header("Content-Length", str(len(response.body)))
+        if response.elements is None:
+            self.send_header("Content-Length", str(len(response.body)))
+        elif response.length is not None:
+            self.send_header("Content-Length", str(response.length))
+        elif self._chunked(response):
+            self.send_header("Transfer-Encoding", "chunked")
+        else:
+            self.close_connection = True
         self.send_header("X-Request-Id", request_id)
         for name, value in response.headers.items():
             self.send_header(name, value)
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
-        self.wfile.write(response.body)
+
+    def _body_wire(self, response: _Response) -> Iterator[bytes]:
+        """The body as it goes on the wire after :meth:`_send_head`: chunked when streamed without a length."""
+        if not self._chunked(response):
+            return response.pieces()
+        return itertools.chain(chunked(response.pieces()), [b"0\r\n\r\n"])
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """Protocol-level errors (bad request line, unsupported method) as gateway JSON."""
@@ -893,7 +987,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         if fault_kind == "malformed":
             response = _Response(200, MALFORMED_BODY, "text/html")
         elif fault_kind == "truncated":
-            response = _Response(200, response.body[: len(response.body) // 2])
+            response = truncated(response)
         elif fault is not None and fault.kind == "patch" and fault.patch is not None:
             response = patched(response, fault.patch)
         # Logged before sending: a client that reads the log right after its
@@ -910,10 +1004,11 @@ class _RequestHandler(BaseHTTPRequestHandler):
         rendered = io.BytesIO()
         self.wfile = rendered
         try:
-            self._send(response, request_id)
+            self._send_head(response, request_id)
         finally:
             self.wfile = real
-        if not self._stream(split(rendered.getvalue(), 1), pause):
+        wire = itertools.chain([rendered.getvalue()], self._body_wire(response))
+        if not self._stream(bytewise(wire), pause):
             self.close_connection = True
 
     def _send_generated(self, fault: Fault, request_id: str) -> None:

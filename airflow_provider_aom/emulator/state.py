@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from airflow_provider_aom.emulator.history import History, validate_history
 from airflow_provider_aom.emulator.models import (
     EmulatorConfig,
     WorkflowSpec,
@@ -56,6 +57,8 @@ FAILURE_MESSAGE = "script exited with code 1"
 TRIGGER_ACTIONS = ("enable", "disable")
 # Trigger ids derive from the workflow id, so they are stable across restarts.
 _TRIGGER_NAMESPACE = uuid.UUID("9b1f3c2e-7a4d-4e5f-8c6b-1d2e3f4a5b6c")
+#: The EmulatorConfig fields ``EmulatorState.configure`` (``POST /_emulator/config``) changes at run time.
+RUNTIME_CONFIG_FIELDS = ("history", "history_nodes")
 
 JsonDict = dict[str, Any]
 
@@ -414,7 +417,10 @@ class EmulatorState:
     """Everything the emulator remembers; every public method is thread-safe."""
 
     def __init__(self, config: EmulatorConfig, clock: Callable[[], float] = time.time) -> None:
+        validate_history(config.history, config.history_nodes)
         self.config = config
+        # What reset() puts back of the settings configure() changes.
+        self._initial_config = {name: getattr(config, name) for name in RUNTIME_CONFIG_FIELDS}
         self._clock = clock
         self._lock = threading.RLock()
         self._workflows: dict[str, _WorkflowRecord] = {}
@@ -438,10 +444,61 @@ class EmulatorState:
 
     # -- test-facing API -------------------------------------------------
 
+    def runtime_config(self) -> JsonDict:
+        """The settings :meth:`configure` changes, as they are now."""
+        with self._lock:
+            return {name: getattr(self.config, name) for name in RUNTIME_CONFIG_FIELDS}
+
+    def configure(self, *, history: int | None = None, history_nodes: int | None = None) -> JsonDict:
+        """Change the seeded history (``None`` leaves a setting as it is); returns :meth:`runtime_config`.
+
+        Both are checked before either changes (ValueError). Answers being sent keep the history they began with.
+        """
+        with self._lock:
+            new_history = self.config.history if history is None else history
+            new_nodes = self.config.history_nodes if history_nodes is None else history_nodes
+            validate_history(new_history, new_nodes)
+            self.config.history, self.config.history_nodes = new_history, new_nodes
+            return self.runtime_config()
+
+    def history(self, workflow_id: str) -> History | None:
+        """The seeded history of a workflow (:mod:`~airflow_provider_aom.emulator.history`); None when it has none.
+
+        None too for an unknown workflow. The object holds no row: it builds any of them on request.
+        """
+        with self._lock:
+            return self._history(workflow_id)
+
+    def _history(self, workflow_id: str) -> History | None:
+        """The workflow's seeded history as configured now (call with the lock held)."""
+        if self.config.history == 0:
+            return None
+        found = self._workflow(workflow_id)
+        if found is None:
+            return None
+        spec, edit_time = found
+        return History(
+            workflow_id=workflow_id,
+            count=self.config.history,
+            nodes=self.config.history_nodes,
+            started_at=self.started_at,
+            iam_user=self.config.iam_user,
+            project_id=self.config.project_id,
+            edit_time=edit_time,
+            approvers=spec.approvers if spec.outcome == "approval" else (),
+        )
+
+    def _seeded(self, workflow_id: str, execution_id: str) -> tuple[History, int] | None:
+        """The history and row index of a seeded execution of this workflow (call with the lock held)."""
+        history = self._history(workflow_id)
+        index = None if history is None else history.index_of(execution_id)
+        return None if history is None or index is None else (history, index)
+
     def executions(self, with_operations: bool = False) -> list[JsonDict]:
         """Every execution created (as ``WorkflowExecutionBrief`` dicts), oldest first.
 
         ``with_operations`` adds each one's accepted operations under ``operations``.
+        Seeded history is not included (see :meth:`history`).
         """
         with self._lock:
             now = self.now()
@@ -599,8 +656,13 @@ class EmulatorState:
                 record.expire(now)
 
     def reset(self) -> None:
-        """Forget executions, faults and the request log; triggers back as added (workflows and tokens stay)."""
+        """Forget executions, faults and the request log; triggers and the seeded history back as started.
+
+        Workflows and tokens stay.
+        """
         with self._lock:
+            for name, value in self._initial_config.items():
+                setattr(self.config, name, value)
             self._executions.clear()
             self._last_execution.clear()
             self._faults.clear()
@@ -725,10 +787,17 @@ class EmulatorState:
     def execution_detail(self, workflow_id: str, execution_id: str) -> JsonDict | None:
         with self._lock:
             execution = self._find(workflow_id, execution_id)
-            return None if execution is None else execution.detail(self.now(), self.config.project_id)
+            if execution is not None:
+                return execution.detail(self.now(), self.config.project_id)
+            seeded = self._seeded(workflow_id, execution_id)
+        # Rebuilt outside the lock: a seeded row never changes.
+        return None if seeded is None else seeded[0].detail(seeded[1])
 
     def list_executions(self, workflow_id: str) -> list[JsonDict]:
-        """Briefs of the workflow's executions, newest (by begin time) first."""
+        """Briefs of the workflow's executions, newest (by begin time) first.
+
+        Real executions only: the execution list answer puts them after the seeded history (:meth:`history`).
+        """
         with self._lock:
             now = self.now()
             pid = self.config.project_id
@@ -750,7 +819,8 @@ class EmulatorState:
         with self._lock:
             execution = self._find(workflow_id, execution_id)
             if execution is None:
-                return "missing"
+                # A seeded execution ended long ago.
+                return "missing" if self._seeded(workflow_id, execution_id) is None else "finished"
             now = self.now()
             if execution.status_at(now) in TERMINAL_STATUSES:
                 return "finished"
@@ -769,7 +839,10 @@ class EmulatorState:
         with self._lock:
             execution = self._find(workflow_id, execution_id)
             if execution is None:
-                return "missing", ""
+                seeded = self._seeded(workflow_id, execution_id)
+                if seeded is None:
+                    return "missing", ""
+                return "refused", _seeded_refusal(seeded[0].detail(seeded[1]), action, node_id)
             refusal = execution.operate(action, node_id, self.now())
             return ("accepted", "") if refusal is None else ("refused", refusal)
 
@@ -806,7 +879,12 @@ class EmulatorState:
         spec = record.spec
         last = self._last_execution.get(spec.id)
         user = self.config.iam_user
-        last_detail = last.detail(now, self.config.project_id) if last else None
+        if last is not None:
+            last_detail: JsonDict | None = last.brief(now, self.config.project_id)
+        else:
+            # Without a real execution, the newest seeded one is the last.
+            history = self._history(spec.id)
+            last_detail = None if history is None else history.brief(0)
         return {
             "id": spec.id,
             "workflow_id": spec.id,
@@ -821,7 +899,7 @@ class EmulatorState:
             "template_name": "",
             "template_id": "",
             "input": {},
-            "last_execution_id": last.execution_id if last else "",
+            "last_execution_id": last_detail["execution_id"] if last_detail else "",
             "status": last_detail["status"] if last_detail else "",
             "citation_urns": [],
             "last_execution_end_time": last_detail["end_time"] if last_detail else 0,
@@ -847,8 +925,15 @@ class EmulatorState:
             "approve_id": "",
             "template_i18n": {"en-us": {}, "zh-cn": {}},
             "enterprise_project_id": "0",
-            "last_execute_by": last.created_by if last else "",
+            "last_execute_by": last_detail["created_by"] if last_detail else "",
         }
+
+
+def _seeded_refusal(detail: JsonDict, action: str, node_id: str) -> str:
+    """Why ``action`` on ``node_id`` of an ended seeded execution is refused, in :meth:`Execution.operate`'s words."""
+    shown = {node["node_id"]: node["status"] for node in detail["execution_result_list"]}
+    node_state = f"is {shown[node_id]}" if node_id in shown else "does not exist"
+    return f"action {action} refused: node {node_id} {node_state}, execution is {detail['status']}"
 
 
 def _fault_size(kind: str, size: int | None) -> int:

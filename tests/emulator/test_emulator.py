@@ -87,19 +87,6 @@ def fast_workflows() -> list[WorkflowSpec]:
     ]
 
 
-@pytest.fixture
-def emu() -> Iterator[AomEmulator]:
-    with AomEmulator(EmulatorConfig(static_tokens=[STATIC], workflows=fast_workflows())) as emulator:
-        yield emulator
-
-
-@pytest.fixture
-def http() -> Iterator[requests.Session]:
-    with requests.Session() as session:
-        session.trust_env = False
-        yield session
-
-
 def password_body(
     user: str = DEFAULT_IAM_USER,
     password: str = DEFAULT_IAM_PASSWORD,
@@ -1985,25 +1972,20 @@ def _read_first_line(process: subprocess.Popen[str], timeout: float = 10.0) -> s
     return lines.get(timeout=timeout)
 
 
-def test_cli_prints_url_first_and_stops_on_sigterm(http: requests.Session) -> None:
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "airflow_provider_aom.emulator",
-            "--port",
-            "0",
-            "--workflow",
-            "cli-quick:success:0",
-            "--static-token",
-            "cli-token",
-        ],
+def start_cli(*options: str) -> subprocess.Popen[str]:
+    """``python -m airflow_provider_aom.emulator --port 0 OPTIONS`` from the checkout, its output piped."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "airflow_provider_aom.emulator", "--port", "0", *options],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env=PYTHONPATH_ENV,
         cwd=ROOT,
     )
+
+
+def test_cli_prints_url_first_and_stops_on_sigterm(http: requests.Session) -> None:
+    process = start_cli("--workflow", "cli-quick:success:0", "--static-token", "cli-token")
     try:
         url = _read_first_line(process).rstrip("\n")
         assert re.fullmatch(r"http://127\.0\.0\.1:\d+", url), url
@@ -2031,27 +2013,15 @@ def test_cli_help_documents_defaults() -> None:
 
 
 def test_cli_serves_pattern_workflows_and_the_new_outcomes(http: requests.Session) -> None:
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "airflow_provider_aom.emulator",
-            "--port",
-            "0",
-            "--pattern-workflows",
-            "--workflow",
-            "cli-pause:pause:0",
-            "--workflow",
-            "cli-retry:pause_on_fail:0",
-            "--static-token",
-            "cli-token",
-            "--quiet",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=PYTHONPATH_ENV,
-        cwd=ROOT,
+    process = start_cli(
+        "--pattern-workflows",
+        "--workflow",
+        "cli-pause:pause:0",
+        "--workflow",
+        "cli-retry:pause_on_fail:0",
+        "--static-token",
+        "cli-token",
+        "--quiet",
     )
     headers = {"X-Auth-Token": "cli-token"}
     try:

@@ -374,3 +374,37 @@ def test_trigger_switch_and_workflow_search_with_the_official_sdk(emu: AomEmulat
     with pytest.raises(ClientRequestException) as invalid:
         trigger("nightly-0", "toggle")
     assert invalid.value.status_code == 400 and invalid.value.error_msg == "Invalid param"
+
+
+def test_seeded_history_with_the_official_sdk(emu: AomEmulator) -> None:
+    """The streamed (chunked) list of a workflow with history parses into the SDK's models."""
+    emu.state.configure(history=50, history_nodes=20)
+    client = client_for(emu, CREDENTIALS["permanent"]())
+    real = client.execute_workflow(ExecuteWorkflowRequest(workflow_id="fast-success")).execution_id
+    with warnings.catch_warnings():
+        # A body the SDK cannot map onto its model only warns: make that fail.
+        warnings.simplefilter("error")
+        history = client.list_workflow_executions(
+            ListWorkflowExecutionsRequest(workflow_id="fast-success", x_enterprise_project_id="0")
+        )
+    assert history.status_code == 200
+    briefs = history.body
+    assert len(briefs) == 51 and briefs[-1].execution_id == real
+    assert len({brief.execution_id for brief in briefs}) == 51
+    for brief in briefs[:50]:
+        assert brief.execution_id.startswith("h-") and brief.workflow_id == "fast-success"
+        assert brief.status in {"success", "fail", "cancel"} and brief.created_by
+        assert brief.project_id == DEFAULT_PROJECT_ID and brief.end_time > brief.begin_time
+        assert isinstance(brief.last_record_id_with_snapshot, str) and isinstance(brief.workflow_edit_time, int)
+        assert len(brief.execution_result_list) == 20
+        assert all(isinstance(node.output, dict) and node.function_execution_id for node in brief.execution_result_list)
+        assert brief.execution_result_list[-1].status == brief.status
+    seeded = briefs[7]
+    detail = client.search_workflow_execution_detail(
+        SearchWorkflowExecutionDetailRequest(workflow_id="fast-success", execution_id=seeded.execution_id)
+    )
+    assert detail.status == seeded.status and detail.end_time == seeded.end_time
+    assert [node.node_id for node in detail.execution_result_list] == [f"node_{n}" for n in range(1, 21)]
+    with pytest.raises(ClientRequestException) as finished:
+        client.stop_execution(StopExecutionRequest(workflow_id="fast-success", execution_id=seeded.execution_id))
+    assert finished.value.status_code == 400 and finished.value.error_msg == "execution already finished."
