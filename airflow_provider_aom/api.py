@@ -14,12 +14,14 @@ Both hooks use these, so a path, a field name or an error rule exists exactly on
 
 from __future__ import annotations
 
+import dataclasses
+import email.utils
 import json
 import math
-import re
+import time
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from airflow_provider_aom import endpoints
 from airflow_provider_aom.auth.signer import canonical_query
@@ -33,12 +35,23 @@ from airflow_provider_aom.exceptions import (
     error_for_status,
 )
 from airflow_provider_aom.execution import parse_detail
+from airflow_provider_aom.execution_list import ExecutionList, ExecutionListReader, Keep
+from airflow_provider_aom.ids import check_id, check_project_id, is_valid_id
+
+__all__ = ["check_id", "check_project_id", "is_valid_id"]  # re-exported: callers validate ids through api
 
 #: How much of an error body is kept for its message (AOM's ``error_msg`` is at most 1,024 characters).
 ERROR_BODY_BYTES = 64 * 1024
 
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
-_PROJECT_ID_RE = re.compile(r"[A-Za-z0-9]{32}")
+
+class BodySink(Protocol):
+    """Takes a 2xx body piece by piece as the transport decodes it, instead of the body being kept."""
+
+    def feed(self, data: bytes) -> None:
+        """Decoded body bytes, in order; may raise an :class:`~airflow_provider_aom.exceptions.AomError`."""
+
+    def close(self) -> Any:
+        """The body has ended: what was read from it (the response's ``streamed``)."""
 
 
 @dataclass(frozen=True)
@@ -57,6 +70,10 @@ class ApiRequest:
     service: Service = "aom"
     #: Headers this call needs beyond the authentication ones (e.g. IAM's X-Subject-Token); may hold secrets.
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    #: For answers too large to hold (the execution list): a new sink per answer (made from its lower-cased
+    #: headers) takes the 2xx body as it arrives, capped by the streamed-body limit (``max_list_bytes``)
+    #: instead of ``max_response_bytes``.
+    body_sink: Callable[[Mapping[str, str]], BodySink] | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def to(
@@ -67,6 +84,7 @@ class ApiRequest:
         query: str = "",
         body: bytes = b"",
         headers: Mapping[str, str] | None = None,
+        body_sink: Callable[[Mapping[str, str]], BodySink] | None = None,
         **path: str,
     ) -> ApiRequest:
         """A request to ``endpoint`` with its placeholders filled (each value one percent-encoded segment)."""
@@ -81,6 +99,7 @@ class ApiRequest:
             idempotent=endpoint.idempotent,
             service=endpoint.service,
             headers=headers or {},
+            body_sink=body_sink,
         )
 
 
@@ -89,52 +108,26 @@ class ApiResponse:
     """An HTTP answer; header names are lower-cased."""
 
     status: int
-    #: A bytearray when read by the transport (no copy of a large body).
+    #: A bytearray when read by the transport (no copy of a large body); empty when the body went to a sink.
     body: bytes | bytearray
     headers: Mapping[str, str] = field(default_factory=dict)
+    #: What the request's :attr:`~ApiRequest.body_sink` made of a 2xx body (its ``close()``); else None.
+    streamed: Any = None
 
     @classmethod
-    def build(cls, status: int, body: bytes | bytearray, headers: Mapping[str, str]) -> ApiResponse:
-        return cls(status=status, body=body, headers={k.lower(): v for k, v in headers.items()})
+    def build(
+        cls, status: int, body: bytes | bytearray, headers: Mapping[str, str], streamed: Any = None
+    ) -> ApiResponse:
+        return cls(status=status, body=body, headers={k.lower(): v for k, v in headers.items()}, streamed=streamed)
 
     @property
     def request_id(self) -> str | None:
-        return self.headers.get("x-request-id") or self.headers.get("x-openstack-request-id")
+        return request_id_of(self.headers)
 
 
-# --------------------------------------------------------------------------- validation
-
-
-def check_id(name: str, value: Any, max_length: int = 64) -> str:
-    """Check an id that becomes one path segment; values from templates are untrusted."""
-    if not isinstance(value, str):
-        raise AomConfigurationError(f"{name} must be a string, got {type(value).__name__}.")
-    if not 1 <= len(value) <= max_length:
-        raise AomConfigurationError(f"{name} must be 1 to {max_length} characters long, got {len(value)}.")
-    if _CONTROL_RE.search(value):
-        raise AomConfigurationError(f"{name} must not contain control characters.")
-    if value.strip() != value:
-        raise AomConfigurationError(f"{name} must not start or end with white space.")
-    if value in (".", ".."):
-        raise AomConfigurationError(f"{name} must not be {value!r}.")
-    return value
-
-
-def is_valid_id(value: Any) -> bool:
-    """Whether ``value`` passes :func:`check_id`: the rule for ids sent by the server too (submit, adoption)."""
-    try:
-        check_id("id", value)
-    except AomConfigurationError:
-        return False
-    return True
-
-
-def check_project_id(value: Any) -> str:
-    if not isinstance(value, str) or not _PROJECT_ID_RE.fullmatch(value):
-        raise AomConfigurationError(
-            "project_id must be the 32-character project id from IAM (letters and digits only)."
-        )
-    return value
+def request_id_of(headers: Mapping[str, str]) -> str | None:
+    """The gateway's request id among an answer's lower-cased headers."""
+    return headers.get("x-request-id") or headers.get("x-openstack-request-id")
 
 
 # --------------------------------------------------------------------------- calls and plans
@@ -219,16 +212,23 @@ def get_execution(
 
 
 def list_executions(
-    workflow_id: str, project_id: str | None = None, *, deadline: float | None = None
-) -> Call[list[dict[str, Any]]]:
-    """The workflow's execution history (briefs, with ``created_by``)."""
+    workflow_id: str, project_id: str | None = None, *, deadline: float | None = None, keep: Keep | None = None
+) -> Call[ExecutionList]:
+    """The workflow's execution history: one :class:`~airflow_provider_aom.execution_list.ExecutionBrief` per execution.
+
+    The answer (the whole history: AOM has no paging) is parsed as it arrives and never held; only
+    the rows ``keep`` chooses are kept (all when None), without node results. Its size is capped by
+    the connection's ``max_list_bytes``.
+    """
     check_id("workflow_id", workflow_id)
+    action = f"List executions of workflow {workflow_id!r}"
     return Call(
         lambda project: ApiRequest.to(
             endpoints.LIST_EXECUTIONS,
-            f"List executions of workflow {workflow_id!r}",
+            action,
             project_id=project,
             workflow_id=workflow_id,
+            body_sink=lambda headers: ExecutionListReader(action, keep, request_id=request_id_of(headers)),
         ),
         parse_execution_list,
         project_id,
@@ -549,11 +549,33 @@ def parse_execution(response: ApiResponse, request: ApiRequest) -> dict[str, Any
     )
 
 
-def parse_execution_list(response: ApiResponse, request: ApiRequest) -> list[dict[str, Any]]:
-    payload = json_body(response, request)
-    if not isinstance(payload, list) or not all(isinstance(item, dict) for item in payload):
-        raise _invalid(request, response, "expected a JSON array of executions")
-    return payload
+def parse_execution_list(response: ApiResponse, request: ApiRequest) -> ExecutionList:
+    """The rows the request's reader kept as the answer streamed in, and AOM's clock from its ``Date``."""
+    check_success(response, request)
+    offset = server_clock_offset(response, time.time())
+    listing = response.streamed
+    if not isinstance(listing, ExecutionList):  # a body given whole (tests, another transport): read it now
+        if request.body_sink is not None:
+            reader = request.body_sink(response.headers)
+        else:
+            reader = ExecutionListReader(request.action, request_id=response.request_id)
+        reader.feed(bytes(response.body))
+        listing = reader.close()
+    return dataclasses.replace(listing, clock_offset=offset)
+
+
+def server_clock_offset(response: ApiResponse, received_at: float) -> float | None:
+    """AOM's clock minus ours (seconds), from the answer's ``Date`` header; None without a usable one."""
+    value = response.headers.get("date")
+    if not value:
+        return None
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if moment.tzinfo is None:
+        return None
+    return moment.timestamp() - received_at
 
 
 def parse_workflow_list(response: ApiResponse, request: ApiRequest) -> list[dict[str, Any]]:

@@ -8,7 +8,7 @@ Field reference (also in ``docs/connection.md``):
   user / password (``password``), or nothing / an IAM token (``token``).
 * ``extra``: ``auth_type``, ``region``, ``project_id``, ``domain_name``,
   ``iam_endpoint``, ``security_token``, ``user_name``, ``verify``, ``timeout``,
-  ``proxies``, ``max_response_bytes``, ``retry_attempts``, ``retry_max_wait``,
+  ``proxies``, ``max_response_bytes``, ``max_list_bytes``, ``retry_attempts``, ``retry_max_wait``,
   ``retry_total``, ``submit_clock_skew``, ``console_url`` (template of the console link).
   Legacy ``extra__huaweicloud_aom__<field>`` keys are read too.
 
@@ -45,6 +45,10 @@ _HEADER_UNSAFE_RE = re.compile(r"[\x00-\x1f\x7f]")
 #: Default cap of a response body, and the largest a connection may set.
 DEFAULT_MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 MAX_RESPONSE_BYTES_LIMIT = 256 * 1024 * 1024
+#: The execution list streams (it is never held), so its cap bounds only how much is read: 1 GiB is
+#: about 400,000 executions of 20 nodes.
+DEFAULT_MAX_LIST_BYTES = 1024 * 1024 * 1024
+MAX_LIST_BYTES_LIMIT = 64 * 1024 * 1024 * 1024
 
 log = logging.getLogger(__name__)
 
@@ -194,6 +198,8 @@ class AomConnectionConfig:
     #: None: not set (the environment's proxy variables apply); ``{}``: no proxy at all.
     proxies: Mapping[str, str] | None = None
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    #: Cap of the execution list's body (read as a stream, counted after decompression).
+    max_list_bytes: int = DEFAULT_MAX_LIST_BYTES
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     #: Only when the server sends no usable ``Date`` header: how far AOM's clock may be off ours when
     #: matching executions to an ambiguous submit.
@@ -343,6 +349,11 @@ class AomConnectionConfig:
                     64 * 1024 - 1,
                     MAX_RESPONSE_BYTES_LIMIT,
                     conn_id,
+                )
+            ),
+            max_list_bytes=int(
+                _parse_number(
+                    extra, "max_list_bytes", DEFAULT_MAX_LIST_BYTES, 64 * 1024 - 1, MAX_LIST_BYTES_LIMIT, conn_id
                 )
             ),
             user_name=user_name,

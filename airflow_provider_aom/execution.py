@@ -35,7 +35,8 @@ MAX_STATUS_LENGTH = 64
 #: Node result lines logged at the end of a wait; failing nodes are always among them.
 MAX_NODE_LINES = 20
 
-_TIME_LIMIT = 9_999_999_999_999
+#: The latest time the API allows (its documented range of longs, epoch ms).
+MAX_EPOCH_MS = 9_999_999_999_999
 _STRING_FIELDS = ("workflow_id", "execution_id", "project_id", "last_record_id_with_snapshot", "created_by")
 _TIME_FIELDS = ("begin_time", "end_time", "last_update_time", "workflow_edit_time")
 _NODE_STRING_FIELDS = ("node_id", "status", "function_execution_id")
@@ -67,8 +68,9 @@ def storable(value: Any, depth: int = 0) -> Any:
     return value
 
 
-def _valid_time(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= _TIME_LIMIT
+def is_epoch_ms(value: Any) -> bool:
+    """Whether ``value`` is a time as AOM sends it: whole epoch milliseconds within the API's range."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_EPOCH_MS
 
 
 def _checked(
@@ -81,7 +83,7 @@ def _checked(
         _warn_once(f"{what} {key} that is not a string")
         return False, None
     if key in times:
-        if _valid_time(value):
+        if is_epoch_ms(value):
             return True, value
         _warn_once(f"{what} {key} that is not epoch milliseconds")
         return False, None
@@ -154,7 +156,7 @@ def _failed(node: Mapping[str, Any]) -> bool:
 
 def moment(epoch_ms: Any) -> pendulum.DateTime | None:
     """An AOM time (epoch milliseconds, ``0`` for "not yet") as a timezone-aware UTC time."""
-    if not _valid_time(epoch_ms) or epoch_ms == 0:
+    if not is_epoch_ms(epoch_ms) or epoch_ms == 0:
         return None
     return pendulum.from_timestamp(epoch_ms / 1000, tz="UTC")
 

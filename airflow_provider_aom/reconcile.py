@@ -24,21 +24,20 @@ run alike by the sync and the async hook.
 
 from __future__ import annotations
 
-import email.utils
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 from airflow_provider_aom import api
-from airflow_provider_aom.api import ApiRequest, ApiResponse, Call, Identify, Pause, Plan, Settings, is_valid_id
+from airflow_provider_aom.api import Identify, Pause, Plan, Settings, server_clock_offset
 from airflow_provider_aom.escaping import escape
 from airflow_provider_aom.exceptions import (
     AomAmbiguousSubmitError,
     AomError,
     AomTransportError,
 )
+from airflow_provider_aom.execution_list import ExecutionBrief, since
 from airflow_provider_aom.protocol import Identity
 from airflow_provider_aom.retry import may_have_happened
 
@@ -47,7 +46,11 @@ log = logging.getLogger(__name__)
 #: Seconds allowed between the gateway's ``Date`` and the clock AOM stamps ``begin_time`` with
 #: (both are Huawei Cloud servers on NTP), on top of ``Date``'s one-second resolution.
 DATE_MARGIN = 2.0
-_TIME_LIMIT = 9_999_999_999_999
+#: Rows of the execution list whose latest time is older than this before the submit are not even kept
+#: (they cannot have begun since): the list is a workflow's whole history. Far beyond any clock skew.
+LIST_LOOKBACK_SECONDS = 86400.0
+
+__all__ = ["server_clock_offset"]  # re-exported: where the submit's rules read AOM's clock
 
 
 @dataclass(frozen=True)
@@ -79,20 +82,6 @@ class Verdict:
     foreign: tuple[Candidate, ...]
 
 
-def server_clock_offset(response: ApiResponse, received_at: float) -> float | None:
-    """AOM's clock minus ours (seconds), from the answer's ``Date`` header; None without a usable one."""
-    value = response.headers.get("date")
-    if not value:
-        return None
-    try:
-        moment = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-    if moment.tzinfo is None:
-        return None
-    return moment.timestamp() - received_at
-
-
 @dataclass(frozen=True)
 class SubmitWindow:
     """When an execution this submit started may have begun."""
@@ -110,21 +99,21 @@ class SubmitWindow:
         return self.sent_at + offset - DATE_MARGIN, now + offset + 1 + DATE_MARGIN
 
 
-def in_window(executions: Iterable[Mapping[str, Any]], bounds: tuple[float, float]) -> list[Candidate]:
-    """Executions with a valid id and begin time inside ``bounds``, newest first."""
+def in_window(executions: Iterable[ExecutionBrief], bounds: tuple[float, float]) -> list[Candidate]:
+    """Executions whose begin time is inside ``bounds``, newest first."""
     earliest, latest = bounds
-    found = []
-    for execution in executions:
-        execution_id, begin_time = execution.get("execution_id"), execution.get("begin_time")
-        if not is_valid_id(execution_id):
-            continue
-        if not isinstance(begin_time, int) or isinstance(begin_time, bool) or not 0 <= begin_time <= _TIME_LIMIT:
-            continue
-        if not earliest <= begin_time / 1000 <= latest:
-            continue
-        created_by = execution.get("created_by")
-        found.append(Candidate(str(execution_id), begin_time, created_by if isinstance(created_by, str) else None))
+    found = [
+        Candidate(e.execution_id, e.begin_time, e.created_by)
+        for e in executions
+        if e.begin_time is not None and earliest <= e.begin_time / 1000 <= latest
+    ]
     return sorted(found, key=lambda c: c.begin_time, reverse=True)
+
+
+def recent_executions(workflow_id: str, after: float, project_id: str | None = None) -> api.Call[api.ExecutionList]:
+    """The list call for executions that may have begun after ``after`` (epoch seconds): only recent rows are kept."""
+    floor_ms = int((after - LIST_LOOKBACK_SECONDS) * 1000)
+    return api.list_executions(workflow_id, project_id, keep=since(floor_ms))
 
 
 def needs_identity(candidates: Iterable[Candidate]) -> bool:
@@ -190,11 +179,6 @@ def adoption_note(workflow_id: str, verdict: Verdict) -> str:
 # --------------------------------------------------------------------------- the submit, as a plan
 
 
-def listing_with_clock(response: ApiResponse, request: ApiRequest) -> tuple[list[dict[str, Any]], float | None]:
-    """The execution list and AOM's clock offset, measured as the answer arrived."""
-    return api.parse_execution_list(response, request), server_clock_offset(response, time.time())
-
-
 def start_execution(workflow_id: str, project_id: str | None = None) -> Plan[StartedExecution]:
     """Start an execution of ``workflow_id``: its id, and whether this task can show it started it.
 
@@ -220,14 +204,14 @@ def start_execution(workflow_id: str, project_id: str | None = None) -> Plan[Sta
         escape(workflow_id, 64),
         cause,
     )
-    listing = Call(api.list_executions(workflow_id, project_id).request, listing_with_clock, project_id)
+    listing = recent_executions(workflow_id, window.sent_at, project_id)
     settle_until = time.monotonic() + (2 * timeout if isinstance(cause, AomTransportError) else 0.0)
     while True:
         try:
-            executions, offset = yield listing
+            executions: api.ExecutionList = yield listing
         except AomError as exc:
             raise AomAmbiguousSubmitError(unreadable_message(workflow_id, cause, exc)) from None
-        candidates = in_window(executions, window.bounds(offset, time.time()))
+        candidates = in_window(executions, window.bounds(executions.clock_offset, time.time()))
         if candidates or time.monotonic() >= settle_until:
             break
         yield Pause(min(1.0, timeout / 4))

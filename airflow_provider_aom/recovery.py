@@ -37,7 +37,7 @@ from airflow_provider_aom.exceptions import (
     AomNothingToOperateError,
 )
 from airflow_provider_aom.protocol import Identity
-from airflow_provider_aom.reconcile import DATE_MARGIN, in_window
+from airflow_provider_aom.reconcile import DATE_MARGIN, in_window, recent_executions
 from airflow_provider_aom.retry import may_have_happened
 from airflow_provider_aom.status import NodeAction, OnNodeFailure, on_node_failure
 
@@ -282,7 +282,7 @@ def earlier_execution(workflow_id: str, since: float, project_id: str | None = N
     For ``retry_from_failure`` below Airflow 3.3 (no task state store): ``since`` is when the task
     instance's first try started, so only an execution an earlier try can have started qualifies.
     """
-    executions: list[dict[str, Any]] = yield api.list_executions(workflow_id, project_id)
+    executions: api.ExecutionList = yield recent_executions(workflow_id, since, project_id)
     candidates = in_window(executions, (since - DATE_MARGIN, time.time() + DATE_MARGIN))
     if any(c.created_by for c in candidates):
         identity: Identity | None = yield Identify()

@@ -48,7 +48,7 @@ from urllib.parse import unquote, urlsplit
 import httpcore
 
 from airflow_provider_aom import __version__
-from airflow_provider_aom.api import ERROR_BODY_BYTES, ApiResponse
+from airflow_provider_aom.api import ERROR_BODY_BYTES, ApiResponse, BodySink
 from airflow_provider_aom.escaping import escape
 from airflow_provider_aom.exceptions import (
     AomConfigurationError,
@@ -67,6 +67,11 @@ log = logging.getLogger(__name__)
 #: The largest documented answer (an execution detail of 200 nodes, or an execution list) is far
 #: smaller; 16 MiB leaves room for bulky node outputs while keeping a client's memory bounded.
 MAX_BODY_BYTES = 16 * 1024 * 1024
+#: Default cap of a body that streams into a sink (the execution list, connection extra ``max_list_bytes``):
+#: such a body is never held, so only the total deadline and this count bound it.
+MAX_STREAMED_BODY_BYTES = 1024 * 1024 * 1024
+#: Longest the async transport works on one answer's bytes before letting the event loop run other tasks.
+LOOP_TURN_SECONDS = 0.01
 #: An error answer is read up to this many bytes (its JSON has a code and a message of at most
 #: 1,024 characters); the rest is not read, the connection is closed.
 ERROR_BODY_LIMIT = ERROR_BODY_BYTES
@@ -270,14 +275,26 @@ class BodyReader:
 
     ``truncate=False`` (2xx answers): past ``limit`` raise :class:`AomResponseTooLargeError`.
     ``truncate=True`` (error answers): keep the first ``limit`` bytes and report ``full``.
+    With a ``sink``, decoded bytes go to it instead of ``body`` (still counted against ``limit``).
     """
 
-    def __init__(self, content_encoding: str, limit: int, *, truncate: bool, action: str, status: int) -> None:
+    def __init__(
+        self,
+        content_encoding: str,
+        limit: int,
+        *,
+        truncate: bool,
+        action: str,
+        status: int,
+        sink: BodySink | None = None,
+    ) -> None:
         self.limit = limit
         self.truncate = truncate
         self.action = action
         self.status = status
         self.body = bytearray()
+        self.sink = sink
+        self.count = 0
         self.full = False
         self._decoders: list[Any] = []
         # Encodings are listed in the order applied: undo them from the last one.
@@ -295,6 +312,11 @@ class BodyReader:
 
     def feed(self, chunk: bytes) -> None:
         """Add raw bytes; raises once the decoded body passes the cap."""
+        for _ in self.steps(chunk):
+            pass
+
+    def steps(self, chunk: bytes) -> Iterator[None]:
+        """:meth:`feed` one decoded piece (at most 64 KiB after decompression) at a time, yielding after each."""
         if self.full or not chunk:
             return
         # A chain of generators: each decoded step is appended (and counted) before the next is made.
@@ -305,6 +327,11 @@ class BodyReader:
             self._append(piece)
             if self.full:
                 return
+            yield
+
+    def finish(self) -> Any:
+        """The sink's reading of the whole body (None without a sink)."""
+        return self.sink.close() if self.sink is not None else None
 
     def _inflate(self, decoder: Any, pieces: Iterable[bytes]) -> Iterator[bytes]:
         # max_length bounds each step: a bomb is expanded one step at a time and stopped at the cap.
@@ -322,12 +349,17 @@ class BodyReader:
             ) from None
 
     def _append(self, data: bytes) -> None:
-        room = self.limit - len(self.body)
+        room = self.limit - self.count
         if len(data) <= room:
-            self.body += data
+            self.count += len(data)
+            if self.sink is not None:
+                self.sink.feed(data)
+            else:
+                self.body += data
             return
         if self.truncate:
             self.body += data[:room]
+            self.count = self.limit
             self.full = True
             return
         raise AomResponseTooLargeError(
@@ -454,6 +486,8 @@ class TransportSettings:
     proxies: Mapping[str, str] | None = None
     timeout: float = 30.0
     max_body_bytes: int = MAX_BODY_BYTES
+    #: The cap of a body read into the request's sink (:attr:`~airflow_provider_aom.api.ApiRequest.body_sink`).
+    max_streamed_body_bytes: int = MAX_STREAMED_BODY_BYTES
 
     def endpoint(self, url: str) -> tuple[Endpoint, bytes]:
         """The pool key of ``url`` and its request target (path and query, exactly as built)."""
@@ -550,18 +584,28 @@ def classify(exc: BaseException, budget: CallBudget, request: HttpRequest, endpo
     )
 
 
-def _response(status: int, headers: list[tuple[bytes, bytes]], body: bytearray) -> ApiResponse:
-    return ApiResponse.build(status, body, {k.decode("latin-1"): v.decode("latin-1") for k, v in headers})
+def _response(status: int, headers: list[tuple[bytes, bytes]], reader: BodyReader) -> ApiResponse:
+    return ApiResponse.build(
+        status, reader.body, {k.decode("latin-1"): v.decode("latin-1") for k, v in headers}, reader.finish()
+    )
 
 
 def _reader(response: httpcore.Response, settings: TransportSettings, request: HttpRequest) -> BodyReader:
     ok = 200 <= response.status < 300
+    sink = None
+    if ok and request.api.body_sink is not None:
+        sink = request.api.body_sink({k.decode("latin-1").lower(): v.decode("latin-1") for k, v in response.headers})
+    if not ok:
+        limit = ERROR_BODY_LIMIT
+    else:
+        limit = settings.max_body_bytes if sink is None else settings.max_streamed_body_bytes
     return BodyReader(
         _header(response.headers, b"content-encoding"),
-        settings.max_body_bytes if ok else ERROR_BODY_LIMIT,
+        limit,
         truncate=not ok,
         action=request.api.action,
         status=response.status,
+        sink=sink,
     )
 
 
@@ -656,7 +700,7 @@ class SyncTransport:
                 reader.feed(chunk)
                 if reader.full:
                     break
-        return _response(response.status, response.headers, reader.body)
+        return _response(response.status, response.headers, reader)
 
     def close(self) -> None:
         for pool in self._pools.values():
@@ -728,8 +772,14 @@ _LOOP_POOLS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopPools] = 
 
 
 async def _read_into(reader: BodyReader, response: httpcore.Response) -> BodyReader:
+    # Reading a long answer (decompressing, parsing into a sink) is CPU work on the loop: let other tasks
+    # run every LOOP_TURN_SECONDS, also when the socket always has data ready (then no read suspends).
+    turn_ends = time.monotonic() + LOOP_TURN_SECONDS
     async for chunk in response.aiter_stream():
-        reader.feed(chunk)
+        for _ in reader.steps(chunk):
+            if time.monotonic() >= turn_ends:
+                await asyncio.sleep(0)
+                turn_ends = time.monotonic() + LOOP_TURN_SECONDS
         if reader.full:
             break
     return reader
@@ -782,7 +832,7 @@ class AsyncTransport:
                         await host.give_back(connection)
         finally:
             host.slots.release()
-        return _response(response.status, response.headers, reader.body)
+        return _response(response.status, response.headers, reader)
 
     async def _acquire(
         self, slots: asyncio.Semaphore, deadline: float, request: HttpRequest, endpoint: Endpoint

@@ -3,46 +3,40 @@
 A watch (:class:`~airflow_provider_aom.triggers.aom.AomWorkflowExecutionEventTrigger`) reads a
 workflow's execution list every poll. :class:`Watermark` decides which executions to report: those
 that reached one of the watched statuses *after the watch began* (on AOM's clock, from the list
-answer's ``Date`` header), each exactly once. It is plain JSON, so the trigger can keep it in
+answer's ``Date`` header), each at most once. It is plain JSON, so the trigger can keep it in
 Airflow's asset state store and a restarted trigger carries on without replaying old executions.
 
 The moment an execution reached its status is its ``end_time`` when it ended, else its
-``last_update_time`` (a status such as ``pausing`` is reached without ending). Executions reported
-in the last :data:`REMEMBER_SECONDS` are remembered by id, so one that shows up late in the list,
-or twice, is still reported once; older ones are covered by the watermark alone.
+``last_update_time`` (a status such as ``pausing`` is reached without ending). Reported executions
+are remembered by id for :data:`REMEMBER_SECONDS` (at most :data:`MAX_REMEMBERED` of them), so one
+that shows up late in the list, twice in one answer, or flaps (ended, executing, ended again) is
+still reported once; older ones are covered by the watermark alone. A time further in the future
+than :data:`FUTURE_TOLERANCE_SECONDS` on AOM's clock is absurd: such a row is not reported and does
+not move the watermark (it would otherwise hide every later execution).
+
+Only rows newer than the watermark matter, so the list is read keeping just those
+(:meth:`Watermark.keep`): a history of 100,000 executions costs the watch a few rows of memory.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
-from airflow_provider_aom.api import is_valid_id
+from airflow_provider_aom.execution_list import ExecutionBrief, Keep, epoch_ms, since
+from airflow_provider_aom.ids import is_valid_id
 
 #: How long reported executions are remembered by id (beyond that the watermark alone decides).
-REMEMBER_SECONDS = 3600
-#: Most ids remembered (the list has no paging, so one poll can hold a long history).
+REMEMBER_SECONDS = 24 * 3600
+#: Most ids remembered (the watermark is stored as JSON in the asset state store: about 60 bytes each).
 MAX_REMEMBERED = 5000
-_TIME_LIMIT = 9_999_999_999_999
-
-
-def _ms(value: Any) -> int:
-    """Epoch ms from a number, or from the ``yyyy-MM-ddTHH:mm:ssZ`` text AOM's page documents for some times."""
-    if isinstance(value, str) and len(value) <= 40:
-        try:
-            moment = datetime.fromisoformat(value[:-1] + "+00:00" if value.endswith("Z") else value)
-        except ValueError:
-            return 0
-        value = int(moment.timestamp() * 1000) if moment.tzinfo is not None else 0
-    return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= _TIME_LIMIT else 0
-
-
-def reached_at(execution: Mapping[str, Any]) -> int:
-    """When the execution reached its current status (epoch ms); 0 when the list does not say."""
-    return _ms(execution.get("end_time")) or _ms(execution.get("last_update_time"))
+#: How far past AOM's clock a time may lie and still be believed (AOM stamps its own rows).
+FUTURE_TOLERANCE_SECONDS = 3600
+#: A new watch keeps rows of the first list this recent (AOM's clock may differ from ours; rows older
+#: than the watch's start never matter).
+BEGIN_LOOKBACK_SECONDS = 86400
 
 
 @dataclass
@@ -57,7 +51,7 @@ class Watermark:
     def begin(
         cls,
         clock_offset: float | None,
-        executions: Iterable[Mapping[str, Any]] = (),
+        executions: Iterable[ExecutionBrief] = (),
         statuses: frozenset[str] = frozenset(),
         now: float | None = None,
     ) -> Watermark:
@@ -69,8 +63,17 @@ class Watermark:
         """
         moment = (time.time() if now is None else now) + (clock_offset or 0.0)
         watermark = cls(int(moment * 1000))
-        watermark.new(executions, statuses)
+        watermark.new(executions, statuses, now_ms=watermark.since_ms)
         return watermark
+
+    @staticmethod
+    def first_keep(now: float | None = None) -> Keep:
+        """The rows a new watch reads from its first list."""
+        return since(int(((time.time() if now is None else now) - BEGIN_LOOKBACK_SECONDS) * 1000))
+
+    def keep(self) -> Keep:
+        """The rows of a list that can matter to this watch: those newer than the watermark."""
+        return since(self.since_ms)
 
     def to_json(self) -> dict[str, Any]:
         return {"since_ms": self.since_ms, "reported": dict(self.reported)}
@@ -78,32 +81,38 @@ class Watermark:
     @classmethod
     def from_json(cls, value: Any) -> Watermark | None:
         """A stored watermark, or None when the stored value is not one (then the watch begins anew)."""
-        if not isinstance(value, Mapping) or not _ms(value.get("since_ms")):
+        if not isinstance(value, dict) or not epoch_ms(value.get("since_ms")):
             return None
         reported = value.get("reported")
-        if not isinstance(reported, Mapping):
+        if not isinstance(reported, dict):
             return None
-        return cls(value["since_ms"], {k: _ms(v) for k, v in reported.items() if is_valid_id(k) and _ms(v)})
+        watermark = cls(value["since_ms"], {k: v for k, v in reported.items() if is_valid_id(k) and epoch_ms(v)})
+        watermark._forget()
+        return watermark
 
-    def new(self, executions: Iterable[Mapping[str, Any]], statuses: frozenset[str]) -> list[Mapping[str, Any]]:
-        """The executions to report now, oldest first, and remember them."""
-        found = []
+    def new(
+        self, executions: Iterable[ExecutionBrief], statuses: frozenset[str], now_ms: int | None = None
+    ) -> list[ExecutionBrief]:
+        """The executions to report now, oldest first, each once; remember them.
+
+        ``now_ms`` is AOM's time (epoch ms): later times beyond the tolerance are not believed.
+        """
+        limit = (int(time.time() * 1000) if now_ms is None else now_ms) + FUTURE_TOLERANCE_SECONDS * 1000
+        found: dict[str, tuple[int, ExecutionBrief]] = {}
         for execution in executions:
-            execution_id, status = execution.get("execution_id"), execution.get("status")
-            when = reached_at(execution)
+            when = execution.reached_at
             if (
-                is_valid_id(execution_id)
-                and isinstance(status, str)
-                and status.lower() in statuses
-                and when > self.since_ms
-                and execution_id not in self.reported
+                execution.status.lower() in statuses
+                and self.since_ms < when <= limit
+                and execution.execution_id not in self.reported
+                and when >= found.get(execution.execution_id, (0, execution))[0]
             ):
-                found.append((when, execution))
-        found.sort(key=lambda pair: pair[0])
-        for when, execution in found:
-            self.reported[str(execution["execution_id"])] = when
+                found[execution.execution_id] = (when, execution)
+        ordered = sorted(found.values(), key=lambda pair: pair[0])
+        for when, execution in ordered:
+            self.reported[execution.execution_id] = when
         self._forget()
-        return [execution for _, execution in found]
+        return [execution for _, execution in ordered]
 
     def _forget(self) -> None:
         """Keep the memory bounded: ids older than REMEMBER_SECONDS are covered by moving ``since_ms`` up."""

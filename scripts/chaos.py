@@ -474,7 +474,7 @@ class Campaign:
                 if workflow_id is None:
                     continue
                 try:
-                    executions[workflow_id] = hook.list_executions(workflow_id)
+                    executions[workflow_id] = [e.to_dict() for e in hook.list_executions(workflow_id)]
                 except AomNotFoundError:
                     executions[workflow_id] = []
             for expected in EXPECTED:

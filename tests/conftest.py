@@ -153,6 +153,18 @@ def quick_workflows(emulator: AomEmulator) -> AomEmulator:
     return emulator
 
 
+@pytest.fixture
+def seed_history(emulator: AomEmulator) -> Iterator[Callable[..., AomEmulator]]:
+    """``seed_history(rows, nodes=20)``: every workflow of the shared emulator gets ``rows`` old executions."""
+
+    def seed(rows: int, nodes: int = 20) -> AomEmulator:
+        emulator.state.configure(history=rows, history_nodes=nodes)
+        return emulator
+
+    yield seed
+    emulator.state.configure(history=0, history_nodes=20)
+
+
 @pytest.fixture(scope="session")
 def airflow_db() -> str:
     """A migrated metadata DB in the session's AIRFLOW_HOME (DAG-level tests need it)."""

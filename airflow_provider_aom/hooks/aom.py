@@ -124,6 +124,7 @@ class _AomBaseHook(BaseHook):
             proxies=config.proxies,
             timeout=config.timeout,
             max_body_bytes=config.max_response_bytes,
+            max_streamed_body_bytes=config.max_list_bytes,
         )
 
 

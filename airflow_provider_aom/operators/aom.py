@@ -50,6 +50,8 @@ _durable_warned = False
 SUBMITTED_AT_KEY = "aom_submitted_at"
 #: task_state_store key: False when the execution was adopted without its creator being checked.
 OWNED_KEY = "aom_execution_owned"
+#: reuse_existing_run: running executions (newest first) whose detail is read before one is followed.
+REUSE_CANDIDATES = 3
 
 
 class _AomExecutionWait(BaseOperator):
@@ -473,27 +475,30 @@ class AomExecuteWorkflowOperator(ResumableJobMixin, _AomExecutionWait):
         return started.execution_id
 
     def _reused_execution(self) -> StartedExecution | None:
-        from airflow_provider_aom.api import is_valid_id
         from airflow_provider_aom.reconcile import StartedExecution
 
-        running = [
-            e
-            for e in self.hook.list_executions(self._workflow, self.project_id)
-            if is_valid_id(e.get("execution_id"))
-            and isinstance(e.get("status"), str)
-            and self.rules.outcome(e["status"]) is Outcome.RUNNING
-        ]
-        if not running:
-            return None
-        newest = max(running, key=lambda e: e["begin_time"] if isinstance(e.get("begin_time"), int) else 0)
-        self.log.warning(
-            "reuse_existing_run: following execution %s of AOM workflow %s (status %s) instead of starting another; "
-            "this task did not start it, so it never terminates it.",
-            newest["execution_id"],
-            self._workflow,
-            escape(newest["status"], 32),
+        # The list is the workflow's whole history: only running rows are kept while it streams in. A row
+        # is a hint (a newer row of the same execution may precede it): the detail has the last word.
+        running = sorted(
+            self.hook.list_executions(
+                self._workflow, self.project_id, keep=lambda e: self.rules.outcome(e.status) is Outcome.RUNNING
+            ),
+            key=lambda e: e.begin_time or 0,
+            reverse=True,
         )
-        return StartedExecution(newest["execution_id"], owned=False, adopted=True)
+        for candidate in running[:REUSE_CANDIDATES]:
+            status = self.hook.get_execution(self._workflow, candidate.execution_id, self.project_id)["status"]
+            if self.rules.outcome(status) is not Outcome.RUNNING:
+                continue
+            self.log.warning(
+                "reuse_existing_run: following execution %s of AOM workflow %s (status %s) instead of starting "
+                "another; this task did not start it, so it never terminates it.",
+                candidate.execution_id,
+                self._workflow,
+                escape(status, 32),
+            )
+            return StartedExecution(candidate.execution_id, owned=False, adopted=True)
+        return None
 
     def get_job_status(self, external_id: Any, context: Context) -> str:
         status: str = self.hook.get_execution(self._workflow, str(external_id), self.project_id)["status"]

@@ -31,6 +31,7 @@ from airflow_provider_aom.status import (
 # DAG files import this module at parse time (asset watchers build their trigger there): the HTTP
 # stack and the call machinery are imported when a trigger runs.
 if TYPE_CHECKING:
+    from airflow_provider_aom.execution_list import ExecutionBrief
     from airflow_provider_aom.hooks.aom import AomAsyncHook
     from airflow_provider_aom.watch import Watermark
 
@@ -399,27 +400,40 @@ class AomWorkflowExecutionEventTrigger(BaseEventTrigger):
         except Exception as exc:
             self.log.warning("Could not keep this watch's watermark (%s); it stays in memory.", escape(exc))
 
-    def _event(self, workflow_id: str, execution: dict[str, Any]) -> TriggerEvent:
-        from airflow_provider_aom.execution import parse_detail, stored
+    async def _event(self, hook: AomAsyncHook, workflow_id: str, execution: ExecutionBrief) -> TriggerEvent:
+        """The event for a reported execution: the list row's status and times, the detail's node results.
 
-        detail = stored(
-            parse_detail(dict(execution), action="Watch executions", status=200, request_id=None), EVENT_DETAIL_BYTES
-        )
+        The list is read without node results (it is the whole history); the detail is read for them.
+        When it cannot be read the event still goes out, without nodes: the watch reports each execution once.
+        """
+        from airflow_provider_aom.execution import stored
+
+        nodes: list[Any] = []
+        try:
+            detail = await hook.get_execution(workflow_id, execution.execution_id, self.project_id)
+            nodes = stored(detail, EVENT_DETAIL_BYTES).get("execution_result_list", [])
+        except AomError as exc:
+            self.log.warning(
+                "Execution %s of workflow %s: its node results could not be read (%s); reporting it without them.",
+                escape(execution.execution_id, 64),
+                escape(workflow_id, 64),
+                exc,
+            )
+        row = stored(execution.to_dict(), EVENT_DETAIL_BYTES)
         return TriggerEvent(
             {
                 "workflow_id": workflow_id,
-                "execution_id": detail.get("execution_id"),
-                "status": detail.get("status"),
-                "begin_time": detail.get("begin_time"),
-                "end_time": detail.get("end_time"),
-                "nodes": detail.get("execution_result_list", []),
+                "execution_id": execution.execution_id,
+                "status": execution.status,
+                "begin_time": row.get("begin_time"),
+                "end_time": row.get("end_time"),
+                "nodes": nodes,
             }
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         from airflow_provider_aom import api
         from airflow_provider_aom.hooks.aom import AomAsyncHook
-        from airflow_provider_aom.reconcile import listing_with_clock
         from airflow_provider_aom.watch import Watermark
 
         hook = AomAsyncHook(aom_conn_id=self.aom_conn_id)
@@ -433,8 +447,9 @@ class AomWorkflowExecutionEventTrigger(BaseEventTrigger):
                     workflow_id = api.workflow_id_of(await hook.find_workflow(str(self.workflow_name), self.project_id))
                     if workflow_id is None:  # find_workflow only answers workflows with a valid id
                         raise AomConfigurationError(f"Workflow {escape(self.workflow_name, 64)} has no valid id.")
-                listing = api.list_executions(workflow_id, self.project_id)
-                executions, offset = await hook.perform(api.Call(listing.request, listing_with_clock, self.project_id))
+                keep = Watermark.first_keep() if watermark is None else watermark.keep()
+                executions = await hook.list_executions(workflow_id, self.project_id, keep=keep)
+                offset = executions.clock_offset
                 if watermark is None:
                     watermark = Watermark.begin(offset, executions, statuses)
                     self.log.info(
@@ -442,7 +457,9 @@ class AomWorkflowExecutionEventTrigger(BaseEventTrigger):
                     )
                     await self._save(watermark)
                 else:
-                    events = [self._event(workflow_id, dict(found)) for found in watermark.new(executions, statuses)]
+                    aom_now_ms = int((time.time() + (offset or 0.0)) * 1000)
+                    reported = watermark.new(executions, statuses, now_ms=aom_now_ms)
+                    events = [await self._event(hook, workflow_id, found) for found in reported]
                     if events:
                         # Kept before the events go out: a restart in between misses them rather than
                         # reporting them twice (the watch promises no repeats).

@@ -52,7 +52,8 @@ print(json.dumps({{"runs": runs, "events": events}}))
 
 @pytest.fixture
 def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[dict[str, str], AomEmulator]]:
-    with AomEmulator(EmulatorConfig()) as emulator:
+    # A year of five-minute runs in front of the real executions: the list has no paging.
+    with AomEmulator(EmulatorConfig(history=100_000, history_nodes=2)) as emulator:
         home = tmp_path / "airflow"
         dags = home / "dags"
         dags.mkdir(parents=True)
@@ -115,3 +116,4 @@ def test_each_new_execution_runs_the_watching_dag_exactly_once(cluster: tuple[di
     assert len(final["runs"]) == 2, final["runs"]
     assert all(r["state"] == "success" and r["ti"] == ["success"] for r in final["runs"]), final["runs"]
     assert [e["status"] for e in emulator.state.executions()] == ["success"] * 3
+    assert emulator.state.runtime_config()["history"] == 100_000

@@ -433,7 +433,7 @@ def test_other_idempotent_calls_retry_transient_errors(
         assert [r["status"] for r in logged(emulator.state, "POST", path)] == [503, 200]
     elif call == "list_executions":
         emulator.state.add_fault("drop_before", method="GET", path=r"/executions$")
-        assert [e["execution_id"] for e in hook.list_executions(WORKFLOW)] == [execution_id]
+        assert [e.execution_id for e in hook.list_executions(WORKFLOW)] == [execution_id]
         assert len(logged(emulator.state, "GET", executions_path(WORKFLOW))) == 2
     else:
         emulator.state.add_fault("status", method="POST", path=r"/workflow-list$", status=502)

@@ -87,7 +87,7 @@ def test_hostile_workflow_id_is_one_segment_to_the_intended_endpoint(
     assert (execution["workflow_id"], execution["execution_id"]) == (workflow_id, execution_id)
 
     assert aksk.get_execution(workflow_id, execution_id)["workflow_id"] == workflow_id
-    assert [e["execution_id"] for e in aksk.list_executions(workflow_id)] == [execution_id]
+    assert [e.execution_id for e in aksk.list_executions(workflow_id)] == [execution_id]
     aksk.terminate_execution(workflow_id, execution_id)
 
     prefix = f"/v1/{PROJECT}/cms/workflow/"

@@ -18,6 +18,8 @@ import pytest
 
 from airflow_provider_aom.api import ApiResponse
 from airflow_provider_aom.exceptions import AomAmbiguousSubmitError
+from airflow_provider_aom.execution_list import ExecutionBrief
+from airflow_provider_aom.execution_list import brief as normalized
 from airflow_provider_aom.hooks.aom import AomHook
 from airflow_provider_aom.protocol import RESOLVED, Identity
 from airflow_provider_aom.reconcile import (
@@ -74,7 +76,8 @@ def test_forged_and_absurd_entries_are_never_candidates() -> None:
         brief("e-float", 1_000_000.5),
         brief("e-ok", at),
     ]
-    found = in_window(entries, (0, 10_000))
+    rows = [row for row in map(normalized, entries) if isinstance(row, ExecutionBrief)]
+    found = in_window(rows, (0, 10_000))
     assert [c.execution_id for c in found] == ["e-ok"]
 
 

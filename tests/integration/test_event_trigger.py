@@ -207,6 +207,21 @@ async def test_errors_are_logged_and_the_watch_goes_on(
 
 
 @needs_airflow_3
+async def test_a_list_naming_one_execution_twice_yields_one_event(
+    use_connection: UseConnection, quick_workflows: AomEmulator
+) -> None:
+    use_connection("aksk")
+    async with running(watch(), quick_workflows) as payloads:
+        now_ms = int(time.time() * 1000) + 5000
+        twice = {"execution_id": "twice-1", "status": "success", "begin_time": now_ms - 10, "end_time": now_ms}
+        body = json.dumps([twice, {**twice, "last_update_time": now_ms + 1}, twice])
+        quick_workflows.state.add_fault("body", method="GET", path="/executions$", body=body, count=3)
+        await until(lambda: len(payloads) >= 1, 10, "the event")
+        await asyncio.sleep(QUIET)
+    assert ids(payloads) == ["twice-1"]
+
+
+@needs_airflow_3
 async def test_garbled_fields_are_dropped_and_the_event_still_goes_out(
     use_connection: UseConnection, quick_workflows: AomEmulator, log_text: LogText
 ) -> None:

@@ -30,7 +30,7 @@ def test_every_call_in_every_auth_mode(mode: str, use_connection: UseConnection,
     assert detail["status"] == "executing"
 
     history = hook.list_executions("wf-success")
-    assert execution_id in [e["execution_id"] for e in history]
+    assert execution_id in [e.execution_id for e in history]
 
     workflows = hook.list_workflows(search="wf-")
     assert {"wf-success", "wf-fail", "wf-approval"} <= {w["id"] for w in workflows}

@@ -39,6 +39,7 @@ from airflow_provider_aom.exceptions import (
     AomInvalidResponseError,
     error_for_status,
 )
+from airflow_provider_aom.execution_list import ExecutionBrief, ExecutionList
 from airflow_provider_aom.protocol import AomProtocol
 
 PROJECT = "0123456789abcdef0123456789abcdef"
@@ -151,7 +152,9 @@ def test_parsers_raise_only_typed_errors(name: str, status: int, body: bytes, he
         assert isinstance(result, str) and 1 <= len(result) <= 64 and not CONTROL.search(result)
     elif name == "parse_execution":
         assert isinstance(result, dict) and isinstance(result["status"], str)
-    elif name in ("parse_execution_list", "parse_workflow_list"):
+    elif name == "parse_execution_list":
+        assert isinstance(result, ExecutionList) and all(isinstance(e, ExecutionBrief) for e in result)
+    elif name == "parse_workflow_list":
         assert isinstance(result, list) and all(isinstance(item, dict) for item in result)
     elif name == "parse_project_id":
         assert re.fullmatch(r"[A-Za-z0-9]{32}", result)

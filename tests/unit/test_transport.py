@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import ssl
 import tracemalloc
 import urllib.request
 import zlib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -177,3 +179,61 @@ def test_ca_bundle_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
         assert ssl_context(None).verify_mode == ssl.CERT_REQUIRED
     finally:
         ssl_context.cache_clear()
+
+
+class _Sink:
+    def __init__(self) -> None:
+        self.received = 0
+
+    def feed(self, data: bytes) -> None:
+        self.received += len(data)
+
+    def close(self) -> int:
+        return self.received
+
+
+def test_a_body_with_a_sink_is_counted_and_handed_on_not_kept() -> None:
+    sink = _Sink()
+    body = BodyReader("gzip", 10 * MIB, truncate=False, action="List", status=200, sink=sink)
+    body.feed(gzip.compress(b"x" * (3 * MIB)))
+    assert (body.body, body.count, body.finish()) == (bytearray(), 3 * MIB, 3 * MIB)
+    capped = BodyReader("", MIB, truncate=False, action="List", status=200, sink=_Sink())
+    with pytest.raises(AomResponseTooLargeError):
+        capped.feed(b"x" * (MIB + 1))
+
+
+def test_reading_a_body_lets_the_event_loop_run_even_when_the_socket_never_waits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Every chunk is ready at once (the stream never suspends) and inflates to many 64 KiB pieces: without the
+    # transport's own turns the ticker would not run until the whole body was read.
+    monkeypatch.setattr(transport, "LOOP_TURN_SECONDS", 0.0)
+    compressed = gzip.compress(b"x" * (8 * MIB))
+
+    class Ready:
+        async def aiter_stream(self) -> Any:
+            for start in range(0, len(compressed), 4096):
+                yield compressed[start : start + 4096]
+
+    async def main() -> tuple[int, int]:
+        ticks = 0
+        done = False
+
+        async def tick() -> None:
+            nonlocal ticks
+            while not done:
+                ticks += 1
+                await asyncio.sleep(0)
+
+        ticker = asyncio.create_task(tick())
+        await asyncio.sleep(0)
+        started = ticks
+        reader = BodyReader("gzip", 100 * MIB, truncate=False, action="List", status=200, sink=_Sink())
+        body = await transport._read_into(reader, Ready())  # type: ignore[arg-type]
+        done = True
+        await ticker
+        assert body.count == 8 * MIB
+        return started, ticks
+
+    started, ticks = asyncio.run(main())
+    assert ticks > started + 100, (started, ticks)  # 128 pieces of 64 KiB
