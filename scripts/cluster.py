@@ -197,10 +197,22 @@ def user_exists(name: str) -> bool:
     return True
 
 
+#: Where Debian keeps administration tools; a root shell without a login profile may not have them on PATH.
+SBIN_DIRS = ("/usr/local/sbin", "/usr/sbin", "/sbin")
+
+
+def system_tool(name: str) -> str:
+    """The path of ``name`` (``runuser`` and other sbin tools), looked up on PATH and then in the sbin folders."""
+    found = shutil.which(name) or shutil.which(name, path=os.pathsep.join(SBIN_DIRS))
+    if found is None:
+        raise ClusterError(f"{name} was not found on PATH or in {', '.join(SBIN_DIRS)} (Debian's util-linux has it)")
+    return found
+
+
 def as_user(user: str | None, argv: Sequence[str]) -> list[str]:
     """``argv`` run as ``user`` when we are root and it exists (PostgreSQL refuses to run as root)."""
     if user and os.geteuid() == 0 and user_exists(user):
-        return ["runuser", "-u", user, "--", *argv]
+        return [system_tool("runuser"), "-u", user, "--", *argv]
     return list(argv)
 
 
