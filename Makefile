@@ -18,8 +18,9 @@ VENVDIST ?= .venv-dist
 .PHONY: demo test test-airflow3 test-airflow2 lint dist dist-check browser-deps venv venv2 clean bench bench-render \
 	cluster-deps cluster chaos chaos-ci
 
+DEMO_HISTORY ?= 0
 demo: $(STAMP3)
-	$(VENV)/bin/python scripts/demo.py
+	DEMO_HISTORY=$(DEMO_HISTORY) $(VENV)/bin/python scripts/demo.py
 
 test: lint test-airflow3 test-airflow2 dist-check chaos-ci
 

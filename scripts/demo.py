@@ -5,6 +5,9 @@ connection at it through ``AIRFLOW_CONN_AOM_DEFAULT`` (AK/SK auth), runs
 ``airflow dags test example_aom_run_and_wait`` in a private ``AIRFLOW_HOME``
 (``.demo/``), prints the execution id and how the execution ended, and stops
 the emulator. Exits 0 only if the task succeeded and the execution succeeded.
+
+``DEMO_HISTORY=N`` (``make demo DEMO_HISTORY=100000``) gives every workflow N old executions first, as a
+workflow run every five minutes has after a year (the execution list has no paging).
 """
 
 from __future__ import annotations
@@ -27,7 +30,11 @@ def main() -> int:
     home = ROOT / ".demo" / "airflow"
     home.mkdir(parents=True, exist_ok=True)
     emulator = subprocess.Popen(
-        [sys.executable, "-m", "airflow_provider_aom.emulator", "--port", "0", "--quiet"],
+        [
+            sys.executable,
+            *("-m", "airflow_provider_aom.emulator", "--port", "0", "--quiet"),
+            *("--history", os.environ.get("DEMO_HISTORY", "0")),
+        ],
         stdout=subprocess.PIPE,
         text=True,
         cwd=home,  # not the source tree: the installed package is what runs
