@@ -311,7 +311,9 @@ class AomWorkflowExecutionEventTrigger(BaseEventTrigger):
     workflow's execution list (one request per poll per watch) and reports each execution that
     reached one of ``statuses`` after the watch began, exactly once; executions that had already
     ended when it began are never reported. Event payload: ``workflow_id``, ``execution_id``,
-    ``status``, ``begin_time``, ``end_time`` (ISO-8601 UTC), ``nodes`` (the node results, bounded).
+    ``status``, ``begin_time``, ``end_time`` (ISO-8601 UTC), ``nodes`` (the node results from the
+    execution's detail, bounded). The list is the workflow's whole history (AOM has no paging): it
+    is streamed and only rows newer than the watermark are kept (:mod:`~airflow_provider_aom.execution_list`).
 
     What it has reported is a watermark (:mod:`~airflow_provider_aom.watch`), kept in the asset's
     state store on Airflow ≥ 3.3 *before* the events go out: a restarted triggerer reports the
