@@ -279,6 +279,7 @@ class ExecutionListReader:
         """Parse ``data`` (decoded body bytes); rows completed by it are judged at once."""
         if data and not self._ended:
             if not self._started:
+                data = data.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte order mark, as json.loads allows
                 start = data.lstrip()[:1]
                 if start and start != b"[":
                     self._ended = True

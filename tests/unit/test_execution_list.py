@@ -96,6 +96,12 @@ def test_with_a_time_floor_de_duplication_is_exact_whatever_the_order() -> None:
     assert read([row(1, end=BEGUN_MS + 10), row(1, end=BEGUN_MS - 10)][::-1], keep=since(BEGUN_MS + 100)) == []
 
 
+def test_a_byte_order_mark_before_the_array_is_allowed() -> None:
+    reader = ExecutionListReader("List executions")
+    reader.feed(b"\xef\xbb\xbf" + json.dumps([row(1, nodes=0)]).encode())
+    assert [e.execution_id for e in reader.close()] == ["e-000001"]
+
+
 def test_invalid_rows_are_dropped_and_counted_in_one_escaped_warning(caplog: pytest.LogCaptureFixture) -> None:
     rows: list[Any] = [
         1,
