@@ -113,12 +113,21 @@ class ApiResponse:
     headers: Mapping[str, str] = field(default_factory=dict)
     #: What the request's :attr:`~ApiRequest.body_sink` made of a 2xx body (its ``close()``); else None.
     streamed: Any = None
+    #: ``time.time()`` when the headers arrived (the moment ``Date`` describes); None when not read off a socket.
+    received_at: float | None = None
 
     @classmethod
     def build(
-        cls, status: int, body: bytes | bytearray, headers: Mapping[str, str], streamed: Any = None
+        cls,
+        status: int,
+        body: bytes | bytearray,
+        headers: Mapping[str, str],
+        streamed: Any = None,
+        *,
+        received_at: float | None = None,
     ) -> ApiResponse:
-        return cls(status=status, body=body, headers={k.lower(): v for k, v in headers.items()}, streamed=streamed)
+        lowered = {k.lower(): v for k, v in headers.items()}
+        return cls(status=status, body=body, headers=lowered, streamed=streamed, received_at=received_at)
 
     @property
     def request_id(self) -> str | None:
@@ -552,7 +561,8 @@ def parse_execution(response: ApiResponse, request: ApiRequest) -> dict[str, Any
 def parse_execution_list(response: ApiResponse, request: ApiRequest) -> ExecutionList:
     """The rows the request's reader kept as the answer streamed in, and AOM's clock from its ``Date``."""
     check_success(response, request)
-    offset = server_clock_offset(response, time.time())
+    # Measured when the headers arrived: a long list is read for seconds after its Date.
+    offset = server_clock_offset(response, response.received_at or time.time())
     listing = response.streamed
     if not isinstance(listing, ExecutionList):  # a body given whole (tests, another transport): read it now
         if request.body_sink is not None:

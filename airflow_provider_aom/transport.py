@@ -275,7 +275,8 @@ class BodyReader:
 
     ``truncate=False`` (2xx answers): past ``limit`` raise :class:`AomResponseTooLargeError`.
     ``truncate=True`` (error answers): keep the first ``limit`` bytes and report ``full``.
-    With a ``sink``, decoded bytes go to it instead of ``body`` (still counted against ``limit``).
+    With a ``sink``, decoded bytes go to it (at most one 64 KiB step waits in ``body``), still counted against
+    ``limit``.
     """
 
     def __init__(
@@ -295,6 +296,8 @@ class BodyReader:
         self.body = bytearray()
         self.sink = sink
         self.count = 0
+        #: ``time.time()`` when the answer's headers had arrived (a long body is read long after its Date).
+        self.received_at = time.time()
         self.full = False
         self._decoders: list[Any] = []
         # Encodings are listed in the order applied: undo them from the last one.
@@ -331,7 +334,16 @@ class BodyReader:
 
     def finish(self) -> Any:
         """The sink's reading of the whole body (None without a sink)."""
-        return self.sink.close() if self.sink is not None else None
+        if self.sink is None:
+            return None
+        self._hand_over()
+        return self.sink.close()
+
+    def _hand_over(self) -> None:
+        assert self.sink is not None
+        if self.body:
+            self.sink.feed(bytes(self.body))
+            self.body.clear()
 
     def _inflate(self, decoder: Any, pieces: Iterable[bytes]) -> Iterator[bytes]:
         # max_length bounds each step: a bomb is expanded one step at a time and stopped at the cap.
@@ -352,10 +364,11 @@ class BodyReader:
         room = self.limit - self.count
         if len(data) <= room:
             self.count += len(data)
-            if self.sink is not None:
-                self.sink.feed(data)
-            else:
-                self.body += data
+            self.body += data
+            # A sink gets pieces of at least one decode step: servers and proxies may send a body in small
+            # chunks, and each hand-over costs the sink a fixed amount of work.
+            if self.sink is not None and len(self.body) >= _DECODE_STEP:
+                self._hand_over()
             return
         if self.truncate:
             self.body += data[:room]
@@ -586,7 +599,11 @@ def classify(exc: BaseException, budget: CallBudget, request: HttpRequest, endpo
 
 def _response(status: int, headers: list[tuple[bytes, bytes]], reader: BodyReader) -> ApiResponse:
     return ApiResponse.build(
-        status, reader.body, {k.decode("latin-1"): v.decode("latin-1") for k, v in headers}, reader.finish()
+        status,
+        reader.body,
+        {k.decode("latin-1"): v.decode("latin-1") for k, v in headers},
+        reader.finish(),
+        received_at=reader.received_at,
     )
 
 
