@@ -36,12 +36,7 @@ from airflow_provider_aom.exceptions import (
 )
 from airflow_provider_aom.execution import parse_detail
 from airflow_provider_aom.execution_list import ExecutionList, ExecutionListReader, Keep
-from airflow_provider_aom.ids import check_id, check_project_id, is_valid_id
-
-__all__ = ["check_id", "check_project_id", "is_valid_id"]  # re-exported: callers validate ids through api
-
-#: How much of an error body is kept for its message (AOM's ``error_msg`` is at most 1,024 characters).
-ERROR_BODY_BYTES = 64 * 1024
+from airflow_provider_aom.vocabulary import ERROR_BODY_BYTES, NodeAction, check_id, check_project_id, is_valid_id
 
 
 class BodySink(Protocol):
@@ -270,13 +265,15 @@ def operate_execution(
 ) -> Call[Any]:
     """One node operation (not idempotent): ``restart`` or ``skip`` a failed node, ``continue`` past a pause node.
 
-    Hooks offer the safe form, :func:`~airflow_provider_aom.recovery.operate_execution`.
+    Hooks offer the safe form, :func:`~airflow_provider_aom.node_ops.operate_execution`.
     """
     check_id("workflow_id", workflow_id)
     check_id("execution_id", execution_id)
     check_id("node_id", node_id)
-    if action not in NODE_ACTIONS:
-        raise AomConfigurationError(f"action must be one of {', '.join(NODE_ACTIONS)}, got {escape(action, 20)!r}.")
+    if action not in NodeAction._value2member_map_:
+        raise AomConfigurationError(
+            f"action must be one of {', '.join(a.value for a in NodeAction)}, got {escape(action, 20)!r}."
+        )
     return Call(
         lambda project: ApiRequest.to(
             endpoints.OPERATE_EXECUTION,
@@ -310,8 +307,6 @@ def set_workflow_trigger(workflow_id: str, enable: bool, project_id: str | None 
     )
 
 
-#: The node operations of reference §1.5.
-NODE_ACTIONS = ("restart", "skip", "continue")
 #: Workflows asked for per page when searching by name (the API's maximum).
 WORKFLOW_PAGE_SIZE = 100
 #: Pages read at most when searching by name: 10,000 workflows.

@@ -35,20 +35,21 @@ from urllib.parse import urlsplit
 from airflow_provider_aom import CONN_TYPE
 from airflow_provider_aom.exceptions import AomConfigurationError
 from airflow_provider_aom.retry import RetryPolicy
+from airflow_provider_aom.vocabulary import (
+    DEFAULT_TIMEOUT,
+    MAX_LIST_BYTES,
+    MAX_LIST_BYTES_LIMIT,
+    MAX_RESPONSE_BYTES,
+    MAX_RESPONSE_BYTES_LIMIT,
+    MAX_SETTING_SECONDS,
+    AuthType,
+    header_value_problem,
+    is_project_id,
+)
 
-AUTH_TYPES = ("aksk", "password", "token")
-DEFAULT_TIMEOUT = 30.0
+AUTH_TYPES = tuple(a.value for a in AuthType)
 
 _REGION_RE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
-_PROJECT_ID_RE = re.compile(r"^[A-Za-z0-9]{32}$")
-_HEADER_UNSAFE_RE = re.compile(r"[\x00-\x1f\x7f]")
-#: Default cap of a response body, and the largest a connection may set.
-DEFAULT_MAX_RESPONSE_BYTES = 16 * 1024 * 1024
-MAX_RESPONSE_BYTES_LIMIT = 256 * 1024 * 1024
-#: The execution list streams (it is never held), so its cap bounds only how much is read: 1 GiB is
-#: about 400,000 executions of 20 nodes.
-DEFAULT_MAX_LIST_BYTES = 1024 * 1024 * 1024
-MAX_LIST_BYTES_LIMIT = 64 * 1024 * 1024 * 1024
 
 log = logging.getLogger(__name__)
 
@@ -79,18 +80,11 @@ def _check_header_value(value: str | None, field_name: str, conn_id: str) -> Non
     """A value sent in a header must be one line of latin-1; the error names the field, never the value."""
     if value is None:
         return
-    if _HEADER_UNSAFE_RE.search(value):
+    problem = header_value_problem(value)
+    if problem is not None:
         raise _error(
-            f"Connection {conn_id!r}: {field_name} contains a control character (a line break or similar, "
-            "e.g. pasted from a file); remove it."
+            f"Connection {conn_id!r}: {field_name} contains {problem}; remove it (credentials are ASCII, one line)."
         )
-    try:
-        value.encode("latin-1")
-    except UnicodeEncodeError:
-        raise _error(
-            f"Connection {conn_id!r}: {field_name} contains a character outside latin-1; credentials are ASCII, "
-            "check that the right value was pasted."
-        ) from None
 
 
 def _error(message: str) -> Exception:
@@ -197,9 +191,9 @@ class AomConnectionConfig:
     timeout: float = DEFAULT_TIMEOUT
     #: None: not set (the environment's proxy variables apply); ``{}``: no proxy at all.
     proxies: Mapping[str, str] | None = None
-    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    max_response_bytes: int = MAX_RESPONSE_BYTES
     #: Cap of the execution list's body (read as a stream, counted after decompression).
-    max_list_bytes: int = DEFAULT_MAX_LIST_BYTES
+    max_list_bytes: int = MAX_LIST_BYTES
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     #: Only when the server sends no usable ``Date`` header: how far AOM's clock may be off ours when
     #: matching executions to an ambiguous submit.
@@ -263,7 +257,7 @@ class AomConnectionConfig:
         project_id = _extra_field(extra, "project_id")
         if project_id is not None:
             project_id = str(project_id).strip()
-            if not _PROJECT_ID_RE.match(project_id):
+            if not is_project_id(project_id):
                 raise _error(
                     f"Connection {conn_id!r}: extra.project_id must be 32 letters or digits "
                     f"(the project id from IAM), got {len(project_id)} characters."
@@ -339,13 +333,13 @@ class AomConnectionConfig:
             region=region,
             project_id=project_id,
             verify=_parse_verify(_extra_field(extra, "verify"), conn_id),
-            timeout=_parse_number(extra, "timeout", DEFAULT_TIMEOUT, 0, 3600, conn_id),
+            timeout=_parse_number(extra, "timeout", DEFAULT_TIMEOUT, 0, MAX_SETTING_SECONDS, conn_id),
             proxies=dict(proxies) if proxies is not None else None,
             max_response_bytes=int(
                 _parse_number(
                     extra,
                     "max_response_bytes",
-                    DEFAULT_MAX_RESPONSE_BYTES,
+                    MAX_RESPONSE_BYTES,
                     64 * 1024 - 1,
                     MAX_RESPONSE_BYTES_LIMIT,
                     conn_id,
@@ -353,16 +347,16 @@ class AomConnectionConfig:
             ),
             max_list_bytes=int(
                 _parse_number(
-                    extra, "max_list_bytes", DEFAULT_MAX_LIST_BYTES, 64 * 1024 - 1, MAX_LIST_BYTES_LIMIT, conn_id
+                    extra, "max_list_bytes", MAX_LIST_BYTES, 64 * 1024 - 1, MAX_LIST_BYTES_LIMIT, conn_id
                 )
             ),
             user_name=user_name,
             retry=RetryPolicy(
                 attempts=int(_parse_number(extra, "retry_attempts", RetryPolicy.attempts, 0, 20, conn_id)),
                 max_wait=_parse_number(extra, "retry_max_wait", RetryPolicy.max_wait, 0, 600, conn_id),
-                total=_parse_number(extra, "retry_total", RetryPolicy.total, 0, 3600, conn_id),
+                total=_parse_number(extra, "retry_total", RetryPolicy.total, 0, MAX_SETTING_SECONDS, conn_id),
             ),
-            submit_clock_skew=_parse_number(extra, "submit_clock_skew", 10.0, -1, 3600, conn_id),
+            submit_clock_skew=_parse_number(extra, "submit_clock_skew", 10.0, -1, MAX_SETTING_SECONDS, conn_id),
             console_url=_parse_console_url(_extra_field(extra, "console_url"), conn_id),
             **kwargs,
         )

@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from airflow_provider_aom.vocabulary import MAX_SETTING_SECONDS, AuthType
+
 FieldKind = Literal["string", "password", "integer"]
 
 
@@ -34,7 +36,7 @@ FIELDS: tuple[FormField, ...] = (
         "Auth type",
         "aksk (Login = Access Key ID, Password = Secret Access Key), password (Login = IAM user, Password = its "
         "password, plus Account name) or token (Password = IAM token). Empty: inferred.",
-        enum=("aksk", "password", "token"),
+        enum=tuple(a.value for a in AuthType),
     ),
     FormField(
         "region", "Region", "Region id, e.g. cn-north-4 (Automation: cn-north-4, cn-east-3, cn-east-2, cn-south-1)."
@@ -121,7 +123,7 @@ def form_widgets() -> dict[str, Any]:
             widgets[field.name] = IntegerField(
                 label,
                 widget=BS3TextFieldWidget(),
-                validators=[Optional(), NumberRange(min=1, max=3600)],
+                validators=[Optional(), NumberRange(min=1, max=int(MAX_SETTING_SECONDS))],
                 default=field.default,
                 description=field.description,
             )

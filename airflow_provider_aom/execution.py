@@ -23,7 +23,7 @@ import pendulum
 
 from airflow_provider_aom.escaping import escape
 from airflow_provider_aom.exceptions import AomInvalidResponseError
-from airflow_provider_aom.status import Outcome, StatusRules
+from airflow_provider_aom.vocabulary import is_epoch_ms
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +35,6 @@ MAX_STATUS_LENGTH = 64
 #: Node result lines logged at the end of a wait; failing nodes are always among them.
 MAX_NODE_LINES = 20
 
-#: The latest time the API allows (its documented range of longs, epoch ms).
-MAX_EPOCH_MS = 9_999_999_999_999
 _STRING_FIELDS = ("workflow_id", "execution_id", "project_id", "last_record_id_with_snapshot", "created_by")
 _TIME_FIELDS = ("begin_time", "end_time", "last_update_time", "workflow_edit_time")
 _NODE_STRING_FIELDS = ("node_id", "status", "function_execution_id")
@@ -66,11 +64,6 @@ def storable(value: Any, depth: int = 0) -> Any:
             return {str(k): storable(v, depth + 1) for k, v in value.items()}
         return [storable(v, depth + 1) for v in value]
     return value
-
-
-def is_epoch_ms(value: Any) -> bool:
-    """Whether ``value`` is a time as AOM sends it: whole epoch milliseconds within the API's range."""
-    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_EPOCH_MS
 
 
 def _checked(
@@ -288,45 +281,3 @@ def failure_message(workflow_id: str, execution_id: str, detail: Mapping[str, An
         f"AOM workflow {escape(workflow_id, 64)} execution {escape(execution_id, 64)} ended with status "
         f"{escape(detail.get('status'), 32)}" + (f"; failing node: {node}." if node else ".")
     )
-
-
-class StatusTracker:
-    """Logs each status change of one execution once (not every poll), and what a person must do."""
-
-    def __init__(
-        self, workflow_id: str, execution_id: str, rules: StatusRules, log: Any, last: str | None = None
-    ) -> None:
-        self.workflow_id = workflow_id
-        self.execution_id = execution_id
-        self.rules = rules
-        self.log = log
-        self.last = last
-
-    def observe(self, detail: Mapping[str, Any]) -> Outcome:
-        """Record a polled detail; returns what it means for the wait."""
-        status = str(detail.get("status", ""))
-        if status != self.last:
-            self.last = status
-            if self.rules.needs_person(status):
-                self.log.warning(
-                    "Execution %s of workflow %s is %s and needs a person (approvers: %s); it waits until then.",
-                    escape(self.execution_id, 64),
-                    escape(self.workflow_id, 64),
-                    escape(status, 64),
-                    approvers(detail),
-                )
-            else:
-                self.log.info(
-                    "Execution %s of workflow %s is %s.",
-                    escape(self.execution_id, 64),
-                    escape(self.workflow_id, 64),
-                    escape(status, 64),
-                )
-        outcome = self.rules.outcome(status)
-        if outcome is not Outcome.RUNNING:
-            when = timing(detail)
-            if when:
-                self.log.info("Execution %s %s.", escape(self.execution_id, 64), when)
-            for line in node_lines(detail):
-                self.log.info("%s", line)
-        return outcome

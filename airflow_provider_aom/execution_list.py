@@ -26,8 +26,8 @@ from typing import Any
 
 from airflow_provider_aom.escaping import escape
 from airflow_provider_aom.exceptions import AomInvalidResponseError
-from airflow_provider_aom.execution import MAX_EPOCH_MS, MAX_STATUS_LENGTH, is_epoch_ms
-from airflow_provider_aom.ids import is_valid_id
+from airflow_provider_aom.execution import MAX_STATUS_LENGTH
+from airflow_provider_aom.vocabulary import MAX_EPOCH_MS, is_epoch_ms, is_valid_id
 
 log = logging.getLogger(__name__)
 

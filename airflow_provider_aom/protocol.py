@@ -33,6 +33,7 @@ from airflow_provider_aom.auth.signer import sign_headers
 from airflow_provider_aom.auth.tokens import TOKEN_CACHE, IamToken, TokenCache, cache_key
 from airflow_provider_aom.config import AomConnectionConfig
 from airflow_provider_aom.exceptions import AomApiError, AomConfigurationError, AomError
+from airflow_provider_aom.vocabulary import check_project_id
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +123,7 @@ class AomProtocol:
     def known_project_id(self, override: str | None = None) -> str | None:
         """The project id when it needs no request (argument, connection, resolved before); else None."""
         if override:
-            return api.check_project_id(override)
+            return check_project_id(override)
         if self.config.project_id:
             return self.config.project_id
         return RESOLVED.project_ids.get(self._identity_key()) or None
@@ -139,7 +140,7 @@ class AomProtocol:
                     f"Connection {self.config.conn_id!r} (auth_type password): the IAM token names no "
                     "project; set extra.project_id."
                 )
-            project = api.check_project_id(token.project_id)
+            project = check_project_id(token.project_id)
         else:
             region = self.config.region
             if not region:

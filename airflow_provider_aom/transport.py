@@ -10,7 +10,7 @@ because it lets the provider own what a hostile or broken server can abuse:
 * **Size.** Bodies are read as a stream and decoded here (gzip/deflate with bounded output per
   step), counting bytes *after* decompression: past the cap the read stops at once with
   :class:`~airflow_provider_aom.exceptions.AomResponseTooLargeError`; a gzip bomb never expands
-  beyond the cap plus one step. Error answers keep only their first :data:`ERROR_BODY_LIMIT`.
+  beyond the cap plus one step. Error answers keep only their first ``ERROR_BODY_BYTES``; the rest is not read.
 * **Whether it was sent.** The budget records whether a byte of *this* request was written.
   A failure before that (refused, DNS, certificate, an invalid header value, a deadline spent
   waiting for a free connection) provably started nothing; the submit may then be re-sent.
@@ -48,7 +48,7 @@ from urllib.parse import unquote, urlsplit
 import httpcore
 
 from airflow_provider_aom import __version__
-from airflow_provider_aom.api import ERROR_BODY_BYTES, ApiResponse, BodySink
+from airflow_provider_aom.api import ApiResponse, BodySink
 from airflow_provider_aom.escaping import escape
 from airflow_provider_aom.exceptions import (
     AomConfigurationError,
@@ -57,24 +57,15 @@ from airflow_provider_aom.exceptions import (
     AomSlowResponseError,
     AomTransportError,
 )
+from airflow_provider_aom.vocabulary import ERROR_BODY_BYTES, MAX_LIST_BYTES, MAX_RESPONSE_BYTES, header_value_problem
 
 if TYPE_CHECKING:
     from airflow_provider_aom.protocol import HttpRequest
 
 log = logging.getLogger(__name__)
 
-#: Default cap of a 2xx body, counted after decompression (connection extra ``max_response_bytes``).
-#: The largest documented answer (an execution detail of 200 nodes, or an execution list) is far
-#: smaller; 16 MiB leaves room for bulky node outputs while keeping a client's memory bounded.
-MAX_BODY_BYTES = 16 * 1024 * 1024
-#: Default cap of a body that streams into a sink (the execution list, connection extra ``max_list_bytes``):
-#: such a body is never held, so only the total deadline and this count bound it.
-MAX_STREAMED_BODY_BYTES = 1024 * 1024 * 1024
 #: Longest the async transport works on one answer's bytes before letting the event loop run other tasks.
 LOOP_TURN_SECONDS = 0.01
-#: An error answer is read up to this many bytes (its JSON has a code and a message of at most
-#: 1,024 characters); the rest is not read, the connection is closed.
-ERROR_BODY_LIMIT = ERROR_BODY_BYTES
 #: Sockets per endpoint host (scheme, host, port, proxy, TLS settings) in one process or event
 #: loop. Requests beyond it wait for a free one within their own deadline. By Little's law a host
 #: answering in 100 ms then serves at most 1,280 requests a second (5,000 waits at a 5 s poll need
@@ -90,7 +81,6 @@ ACCEPT_ENCODING = b"gzip, deflate"
 CA_BUNDLE_ENV = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE")
 
 _DECODE_STEP = 64 * 1024
-_HEADER_FORBIDDEN = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _SUBJECT_TOKEN = re.compile(r"((?:b)?'x-subject-token', (?:b)?')[^']*(')", re.IGNORECASE)
 
 
@@ -498,9 +488,9 @@ class TransportSettings:
     verify: bool | str | None = None
     proxies: Mapping[str, str] | None = None
     timeout: float = 30.0
-    max_body_bytes: int = MAX_BODY_BYTES
+    max_body_bytes: int = MAX_RESPONSE_BYTES
     #: The cap of a body read into the request's sink (:attr:`~airflow_provider_aom.api.ApiRequest.body_sink`).
-    max_streamed_body_bytes: int = MAX_STREAMED_BODY_BYTES
+    max_streamed_body_bytes: int = MAX_LIST_BYTES
 
     def endpoint(self, url: str) -> tuple[Endpoint, bytes]:
         """The pool key of ``url`` and its request target (path and query, exactly as built)."""
@@ -537,19 +527,12 @@ def wire_headers(headers: Mapping[str, str]) -> list[tuple[bytes, bytes]]:
     """
     wire = []
     for name, value in headers.items():
-        if _HEADER_FORBIDDEN.search(value):
+        problem = header_value_problem(value)
+        if problem is not None:
             raise AomConfigurationError(
-                f"The {name} header would contain a control character (a newline or similar, e.g. from a "
-                "credential pasted from a file): fix the connection field it comes from."
+                f"The {name} header would contain {problem}: fix the connection field it comes from."
             )
-        try:
-            encoded = value.encode("latin-1")
-        except UnicodeEncodeError:
-            raise AomConfigurationError(
-                f"The {name} header would contain a character outside latin-1: fix the connection field it "
-                "comes from (credentials and ids are ASCII)."
-            ) from None
-        wire.append((name.encode("ascii"), encoded))
+        wire.append((name.encode("ascii"), value.encode("latin-1")))
     wire.append((b"Accept-Encoding", ACCEPT_ENCODING))
     wire.append((b"User-Agent", USER_AGENT))
     return wire
@@ -613,7 +596,7 @@ def _reader(response: httpcore.Response, settings: TransportSettings, request: H
     if ok and request.api.body_sink is not None:
         sink = request.api.body_sink({k.decode("latin-1").lower(): v.decode("latin-1") for k, v in response.headers})
     if not ok:
-        limit = ERROR_BODY_LIMIT
+        limit = ERROR_BODY_BYTES
     else:
         limit = settings.max_body_bytes if sink is None else settings.max_streamed_body_bytes
     return BodyReader(

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_provider_aom.execution_list import ExecutionBrief, Keep, epoch_ms, since
-from airflow_provider_aom.ids import is_valid_id
+from airflow_provider_aom.vocabulary import is_valid_id
 
 #: How long reported executions are remembered by id (beyond that the watermark alone decides).
 REMEMBER_SECONDS = 24 * 3600

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 from airflow.providers.common.compat.sdk import BaseHook, mask_secret
 
-from airflow_provider_aom import CONN_TYPE, DEFAULT_CONN_ID, api, reconcile, recovery
+from airflow_provider_aom import CONN_TYPE, DEFAULT_CONN_ID, api, node_ops, submit
 from airflow_provider_aom.api import ApiRequest, ApiResponse, Call, Identify, Pause, Plan, Settings
 from airflow_provider_aom.auth.tokens import parse_token_response
 from airflow_provider_aom.config import AomConnectionConfig
@@ -102,11 +102,11 @@ class _AomBaseHook(BaseHook):
     conn_type = CONN_TYPE
     hook_name = "Huawei Cloud AOM"
 
-    start_execution = verb(reconcile.start_execution)
+    start_execution = verb(submit.start_execution)
     get_execution = verb(api.get_execution)
     list_executions = verb(api.list_executions)
     terminate_execution = verb(api.terminate_execution)
-    operate_execution = verb(recovery.operate_execution)
+    operate_execution = verb(node_ops.operate_execution)
     list_workflows = verb(api.list_workflows)
     find_workflow = verb(api.find_workflow)
     set_workflow_trigger = verb(api.set_workflow_trigger)

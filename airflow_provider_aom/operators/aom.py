@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow.providers.common.compat.sdk import BaseOperator, ResumableJobMixin, conf
 
@@ -20,8 +21,7 @@ from airflow_provider_aom.exceptions import (
     AomExecutionTimeoutError,
 )
 from airflow_provider_aom.links.aom import AomWorkflowExecutionLink, console_url
-from airflow_provider_aom.status import (
-    DEADLINE_SLACK,
+from airflow_provider_aom.vocabulary import (
     DEFAULT_MAX_DETAIL_BYTES,
     EXECUTING_STATUS,
     NodeAction,
@@ -31,16 +31,18 @@ from airflow_provider_aom.status import (
     WaitEnd,
     check_max_detail_bytes,
 )
-from airflow_provider_aom.status import on_node_failure as on_node_failure_policy
+from airflow_provider_aom.vocabulary import on_node_failure as on_node_failure_policy
 
 # Only what builds an operator is imported above: DAG files import this module at parse time. The
-# call machinery (api, recovery, reconcile, execution details, the hooks) is imported when a task runs.
+# call machinery (api, submit, node_ops, wait, execution details, the hooks) is imported when a task runs.
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
     from airflow_provider_aom.hooks.aom import AomHook
-    from airflow_provider_aom.reconcile import StartedExecution
+    from airflow_provider_aom.submit import StartedExecution
+
+log = logging.getLogger(__name__)
 
 # Airflow < 3.3 gets common-compat's stand-in mixin, which has no task state store to resume from.
 _DURABLE_SUPPORTED = ResumableJobMixin.__module__.startswith("airflow.sdk")
@@ -52,6 +54,33 @@ SUBMITTED_AT_KEY = "aom_submitted_at"
 OWNED_KEY = "aom_execution_owned"
 #: reuse_existing_run: running executions (newest first) whose detail is read before one is followed.
 REUSE_CANDIDATES = 3
+
+
+def first_try_started(context: Mapping[str, Any]) -> float:
+    """When this task instance's first try started (epoch seconds), for ``retry_from_failure``.
+
+    Airflow 2.11 keeps earlier tries in ``task_instance_history``; where a task cannot read the
+    metadata DB (Airflow 3 before 3.3, which also has no task state store), the DAG run's start is
+    the closest bound: an execution of the same workflow started meanwhile by another task of the
+    same run would count too (the creator check still applies).
+    """
+    ti, dag_run = context["ti"], context.get("dag_run")
+    try:
+        from airflow.models.taskinstancehistory import TaskInstanceHistory
+        from airflow.utils.session import create_session
+
+        with create_session() as session:
+            first = (
+                session.query(TaskInstanceHistory.start_date)
+                .filter_by(dag_id=ti.dag_id, task_id=ti.task_id, run_id=ti.run_id, map_index=ti.map_index, try_number=1)
+                .scalar()
+            )
+        if first is not None:
+            return float(first.timestamp())
+    except Exception:
+        log.debug("No task_instance_history to read; using the DAG run's start.", exc_info=True)
+    start = getattr(dag_run, "start_date", None) or getattr(ti, "start_date", None)
+    return float(start.timestamp()) if start is not None else time.time()
 
 
 class _AomExecutionWait(BaseOperator):
@@ -168,51 +197,26 @@ class _AomExecutionWait(BaseOperator):
         raise AssertionError("unreachable")  # pragma: no cover - defer() raises
 
     def _wait(self, context: Context, execution_id: str, deadline: float | None) -> str:
-        from airflow_provider_aom.execution import StatusTracker
-        from airflow_provider_aom.recovery import on_stop
+        from airflow_provider_aom.wait import StatusTracker, Wait, follow_execution
 
-        tracker = StatusTracker(self._workflow, execution_id, self.rules, self.log)
-        policy = OnNodeFailure(self.on_node_failure)
-        while True:
-            if deadline is not None and time.time() >= deadline:
-                self._on_deadline(execution_id, tracker.last)
-            try:
-                # The poll itself ends by the deadline: a slow answer cannot hold the task past it.
-                detail = self.hook.get_execution(self._workflow, execution_id, self.project_id, deadline=deadline)
-            except AomError:
-                if deadline is not None and time.time() >= deadline - DEADLINE_SLACK:
-                    self._on_deadline(execution_id, tracker.last)
-                raise
-            outcome = tracker.observe(detail)
-            if outcome is not Outcome.RUNNING:
-                return self._finish(context, execution_id, outcome, detail)
-            decision = on_stop(detail, policy, self._restarts, self.max_node_restarts, self._workflow, execution_id)
-            if decision.fail:
-                return self._finish(context, execution_id, Outcome.FAILURE, detail, decision.fail)
-            if decision.action is not None and decision.node_id is not None:
-                self._act(execution_id, decision.action, decision.node_id)
-                continue
-            pause = (
-                self.poll_interval if deadline is None else max(0.0, min(self.poll_interval, deadline - time.time()))
-            )
-            time.sleep(pause)
-
-    def _act(self, execution_id: str, action: NodeAction, node_id: str) -> None:
-        """Send an operation ``on_node_failure`` asked for, and count restarts."""
-        self.hook.operate_execution(self._workflow, execution_id, action, node_id, self.project_id)
-        if action is NodeAction.RESTART:
-            self._restarts[node_id] = self._restarts.get(node_id, 0) + 1
-            self.log.warning(
-                "Restarted failed node %s of execution %s (restart %d of at most %d).",
-                escape(node_id, 64),
-                execution_id,
-                self._restarts[node_id],
-                self.max_node_restarts,
-            )
-        else:
-            self.log.warning(
-                "Skipped failed node %s of execution %s (on_node_failure='skip').", escape(node_id, 64), execution_id
-            )
+        wait = Wait(
+            self._workflow,
+            execution_id,
+            self.project_id,
+            poll_interval=self.poll_interval,
+            deadline=deadline,
+            policy=OnNodeFailure(self.on_node_failure),
+            max_node_restarts=self.max_node_restarts,
+            # Shared, so a deferral after restarts carries their count to the trigger.
+            restarts=self._restarts,
+        )
+        ended = self.hook.run(follow_execution(wait, StatusTracker(self._workflow, execution_id, self.rules, self.log)))
+        outcome = ended.end.outcome
+        if outcome is None or ended.detail is None:
+            self._on_deadline(execution_id, ended.last_status)
+        return self._finish(
+            context, execution_id, outcome, ended.detail, ended.message if outcome is Outcome.FAILURE else None
+        )
 
     def _finish(
         self, context: Context, execution_id: str, outcome: Outcome, detail: dict[str, Any], message: str | None = None
@@ -229,7 +233,7 @@ class _AomExecutionWait(BaseOperator):
         self.log.info("Execution %s of AOM workflow %s succeeded.", execution_id, self._workflow)
         return execution_id
 
-    def _on_deadline(self, execution_id: str, last_status: str | None) -> None:
+    def _on_deadline(self, execution_id: str, last_status: str | None) -> NoReturn:
         self._finished = True
         what = (
             f"AOM workflow {self._workflow} execution {execution_id} did not end within {self.timeout} s "
@@ -423,7 +427,8 @@ class AomExecuteWorkflowOperator(ResumableJobMixin, _AomExecutionWait):
 
     def _restart_earlier_execution(self, context: Context) -> str | None:
         """retry_from_failure: restart the failed node of the execution an earlier try started, then wait."""
-        from airflow_provider_aom.recovery import earlier_execution, first_try_started, stopped_at
+        from airflow_provider_aom.node_ops import stopped_at
+        from airflow_provider_aom.submit import earlier_execution
 
         store = context.get("task_state_store")
         earlier = store.get(self.external_id_key) if store is not None else None
@@ -475,7 +480,7 @@ class AomExecuteWorkflowOperator(ResumableJobMixin, _AomExecutionWait):
         return started.execution_id
 
     def _reused_execution(self) -> StartedExecution | None:
-        from airflow_provider_aom.reconcile import StartedExecution
+        from airflow_provider_aom.submit import StartedExecution
 
         # The list is the workflow's whole history: only running rows are kept while it streams in. A row
         # is a hint (a newer row of the same execution may precede it): the detail has the last word.
@@ -610,7 +615,7 @@ class AomWorkflowNodeActionOperator(_AomExecutionWait):
         self._owned = False
 
     def execute(self, context: Context) -> str:
-        from airflow_provider_aom.recovery import node_action
+        from airflow_provider_aom.node_ops import node_action
 
         operation = self.hook.operate_execution(
             self._workflow, self.execution_id, node_action(self.action), self.target_node_id or None, self.project_id

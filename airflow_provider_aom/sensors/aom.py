@@ -14,22 +14,21 @@ from airflow_provider_aom import DEFAULT_CONN_ID
 from airflow_provider_aom.escaping import escape
 from airflow_provider_aom.exceptions import AomError, AomExecutionFailedError, AomExecutionTimeoutError
 from airflow_provider_aom.links.aom import console_url
-from airflow_provider_aom.status import (
+from airflow_provider_aom.vocabulary import (
     DEFAULT_MAX_DETAIL_BYTES,
     EXECUTING_STATUS,
     OnNodeFailure,
-    Outcome,
     StatusRules,
     WaitEnd,
     check_max_detail_bytes,
 )
-from airflow_provider_aom.status import on_node_failure as on_node_failure_policy
+from airflow_provider_aom.vocabulary import on_node_failure as on_node_failure_policy
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
-    from airflow_provider_aom.execution import StatusTracker
     from airflow_provider_aom.hooks.aom import AomHook
+    from airflow_provider_aom.wait import StatusTracker
 
 
 class AomWorkflowExecutionSensor(BaseSensorOperator):
@@ -95,7 +94,7 @@ class AomWorkflowExecutionSensor(BaseSensorOperator):
 
     @cached_property
     def tracker(self) -> StatusTracker:
-        from airflow_provider_aom.execution import StatusTracker
+        from airflow_provider_aom.wait import StatusTracker
 
         return StatusTracker(self.workflow_id, self.execution_id, self.rules, self.log)
 
@@ -135,28 +134,24 @@ class AomWorkflowExecutionSensor(BaseSensorOperator):
         return None
 
     def poke(self, context: Context) -> bool:
-        from airflow_provider_aom.execution import failure_message, stored
-        from airflow_provider_aom.recovery import on_stop
+        from airflow_provider_aom.execution import stored
+        from airflow_provider_aom.wait import Wait, poll
 
-        detail = self.hook.get_execution(self.workflow_id, self.execution_id, self.project_id)
-        outcome = self.tracker.observe(detail)
-        if outcome is Outcome.FAILURE:
-            raise AomExecutionFailedError(failure_message(self.workflow_id, self.execution_id, detail))
-        if outcome is Outcome.SUCCESS:
-            config = self.hook.config
-            url = console_url(
-                config.console_url, region=config.region, workflow_id=self.workflow_id, execution_id=self.execution_id
-            )
-            context["ti"].xcom_push(key="execution_detail", value=stored(detail, self.max_detail_bytes, url))
-            return True
-        policy = OnNodeFailure(self.on_node_failure)
-        decision = on_stop(detail, policy, {}, 0, self.workflow_id, self.execution_id)
-        if decision.fail:
-            raise AomExecutionFailedError(decision.fail)
-        return False
+        # The sensor never acts on an execution it did not start: its policy is fail or wait.
+        wait = Wait(self.workflow_id, self.execution_id, self.project_id, policy=OnNodeFailure(self.on_node_failure))
+        ended = self.hook.run(poll(wait, self.tracker))
+        if ended is None:
+            return False
+        if ended.end is not WaitEnd.SUCCESS or ended.detail is None:
+            raise AomExecutionFailedError(ended.message)
+        config = self.hook.config
+        url = console_url(
+            config.console_url, region=config.region, workflow_id=self.workflow_id, execution_id=self.execution_id
+        )
+        context["ti"].xcom_push(key="execution_detail", value=stored(ended.detail, self.max_detail_bytes, url))
+        return True
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> None:
-
         end = WaitEnd.of(event)
         if end is WaitEnd.SUCCESS:
             context["ti"].xcom_push(key="execution_detail", value=event.get("detail"))

@@ -17,16 +17,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from airflow_provider_aom import DEFAULT_CONN_ID
 from airflow_provider_aom.escaping import escape
 from airflow_provider_aom.exceptions import AomConfigurationError, AomError
-from airflow_provider_aom.status import (
-    DEADLINE_SLACK,
-    DEFAULT_MAX_DETAIL_BYTES,
-    NodeAction,
-    OnNodeFailure,
-    Outcome,
-    StatusRules,
-    WaitEnd,
-    poll_pause,
-)
+from airflow_provider_aom.vocabulary import DEFAULT_MAX_DETAIL_BYTES, OnNodeFailure, StatusRules, WaitEnd
 
 # DAG files import this module at parse time (asset watchers build their trigger there): the HTTP
 # stack and the call machinery are imported when a trigger runs.
@@ -154,97 +145,35 @@ class AomWorkflowExecutionTrigger(BaseTrigger):
             }
         )
 
-    def _timeout_event(self, last: str | None) -> TriggerEvent:
-        return self._event(
-            WaitEnd.TIMEOUT,
-            f"Execution {self.execution_id} of workflow {self.workflow_id} did not end before the deadline "
-            f"(last status {escape(last, 64)}).",
-        )
-
-    def _past_deadline(self, slack: float = 0.0) -> bool:
-        return self.deadline is not None and time.time() >= self.deadline - slack
-
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        from airflow_provider_aom.execution import StatusTracker, failure_message
-        from airflow_provider_aom.recovery import on_stop
+        from airflow_provider_aom.wait import StatusTracker, Wait, follow_execution
 
-        tracker = StatusTracker(
+        rules = StatusRules(self.success_statuses, self.failure_statuses)
+        tracker = StatusTracker(self.workflow_id, self.execution_id, rules, self.log, last=self.last_status)
+        wait = Wait(
             self.workflow_id,
             self.execution_id,
-            StatusRules(self.success_statuses, self.failure_statuses),
-            self.log,
-            last=self.last_status,
+            self.project_id,
+            poll_interval=self.poll_interval,
+            deadline=self.deadline,
+            policy=OnNodeFailure(self.on_node_failure),
+            max_node_restarts=self.max_node_restarts,
+            restarts=self.node_restarts,
+            spread_first_poll=True,
         )
         hook = self._hook()
-        polls = 0
         try:
-            while True:
-                if self._past_deadline():
-                    yield self._timeout_event(tracker.last)
-                    return
-                try:
-                    detail = await hook.get_execution(
-                        self.workflow_id, self.execution_id, self.project_id, deadline=self.deadline
-                    )
-                except AomError:
-                    if self._past_deadline(DEADLINE_SLACK):
-                        yield self._timeout_event(tracker.last)
-                        return
-                    raise
-                outcome = tracker.observe(detail)
-                self.last_status = tracker.last
-                if outcome is Outcome.SUCCESS:
-                    yield self._event(
-                        WaitEnd.SUCCESS,
-                        f"Execution {self.execution_id} of workflow {self.workflow_id} succeeded.",
-                        await self._stored(hook, detail),
-                    )
-                    return
-                if outcome is Outcome.FAILURE:
-                    yield self._event(
-                        WaitEnd.FAILURE,
-                        failure_message(self.workflow_id, self.execution_id, detail),
-                        await self._stored(hook, detail),
-                    )
-                    return
-                decision = on_stop(
-                    detail,
-                    OnNodeFailure(self.on_node_failure),
-                    self.node_restarts,
-                    self.max_node_restarts,
-                    self.workflow_id,
-                    self.execution_id,
-                )
-                if decision.fail:
-                    yield self._event(WaitEnd.FAILURE, decision.fail, await self._stored(hook, detail))
-                    return
-                if decision.action is not None and decision.node_id is not None:
-                    await hook.operate_execution(
-                        self.workflow_id, self.execution_id, decision.action, decision.node_id, self.project_id
-                    )
-                    if decision.action is NodeAction.RESTART:
-                        self.node_restarts[decision.node_id] = self.node_restarts.get(decision.node_id, 0) + 1
-                    self.log.warning(
-                        "%s failed node %s of execution %s (on_node_failure=%r).",
-                        "Restarted" if decision.action is NodeAction.RESTART else "Skipped",
-                        escape(decision.node_id, 64),
-                        self.execution_id,
-                        self.on_node_failure,
-                    )
-                    continue
-                # The detail (nodes, outputs) is not needed while sleeping: a triggerer holds
-                # thousands of waits, each would keep its last answer alive between polls.
-                del detail, decision
-                polls += 1
-                pause = poll_pause(self.poll_interval, polls)
-                if self.deadline is not None:
-                    pause = max(0.0, min(pause, self.deadline - time.time()))
-                await asyncio.sleep(pause)
+            ended = await hook.run(follow_execution(wait, tracker))
+            self.last_status = tracker.last
+            detail = await self._stored(hook, ended.detail) if ended.detail is not None else None
+            event = self._event(ended.end, ended.message, detail)
         except Exception as exc:
             # Whatever went wrong (a provider error, or a bug meeting an answer nobody foresaw), the
             # task must hear of it as an event: a raise would fail the trigger without a message.
+            self.last_status = tracker.last
             reason = str(exc) if isinstance(exc, AomError) else f"{type(exc).__name__}: {escape(exc)}"
-            yield self._event(WaitEnd.ERROR, f"Waiting for execution {self.execution_id} failed: {reason}")
+            event = self._event(WaitEnd.ERROR, f"Waiting for execution {self.execution_id} failed: {reason}")
+        yield event
 
     async def on_kill(self) -> None:
         """Airflow ≥ 3.3: the deferred task was marked failed/success or cleared: stop the remote run.

@@ -1,6 +1,6 @@
 """After an ambiguous submit: adopt only this submit's own execution, never someone else's, never a forged id.
 
-Unit tests of the rules (airflow_provider_aom/reconcile.py), then a scripted AOM over real
+Unit tests of the rules (airflow_provider_aom/submit.py), then a scripted AOM over real
 HTTP whose execute POST fails with a 502 and whose execution list holds what a hostile or
 busy world may put there: another user's run seconds earlier, forged ids, absurd times.
 """
@@ -22,7 +22,7 @@ from airflow_provider_aom.execution_list import ExecutionBrief
 from airflow_provider_aom.execution_list import brief as normalized
 from airflow_provider_aom.hooks.aom import AomHook
 from airflow_provider_aom.protocol import RESOLVED, Identity
-from airflow_provider_aom.reconcile import (
+from airflow_provider_aom.submit import (
     DATE_MARGIN,
     Candidate,
     SubmitWindow,

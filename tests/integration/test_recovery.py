@@ -17,7 +17,8 @@ from airflow_provider_aom.exceptions import (
     AomWorkflowNotFoundError,
 )
 from airflow_provider_aom.hooks.aom import AomAsyncHook, AomHook
-from airflow_provider_aom.recovery import NodeAction, NodeOperation
+from airflow_provider_aom.node_ops import NodeOperation
+from airflow_provider_aom.vocabulary import NodeAction
 from tests.conftest import UseConnection
 from tests.faults import FAST
 from tests.polling import wait_for

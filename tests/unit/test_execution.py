@@ -22,7 +22,7 @@ from airflow_provider_aom.execution import (
     stored,
     timing,
 )
-from airflow_provider_aom.status import MIN_DETAIL_BYTES, check_max_detail_bytes
+from airflow_provider_aom.vocabulary import MIN_DETAIL_BYTES, check_max_detail_bytes
 
 
 def parse(payload: Any) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Recovering at the failed node instead of from scratch: node operations and the decisions around them.
+"""Node operations: restart or skip an execution's failed node, continue past its pause node.
 
 AOM can act on an execution that stopped at a node (reference §1.5): ``restart`` re-runs a
 failed node, ``skip`` passes over it, ``continue`` passes a manual pause node. Which execution and
@@ -11,9 +11,8 @@ statuses.
 * :func:`operate_execution` is the operation as a plan (both hooks run it): the POST is not
   idempotent, so after an ambiguous failure it is never re-sent; the execution is read again and
   the operation counts as done only if the execution shows it.
-* :func:`on_stop` is the ``on_node_failure`` policy, decided once for the sync wait, the sensor
-  and the trigger.
-* :func:`earlier_execution` finds, for ``retry_from_failure``, the execution an earlier try started.
+
+The ``on_node_failure`` policy that decides when a wait sends one is in :mod:`~airflow_provider_aom.wait`.
 """
 
 from __future__ import annotations
@@ -26,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from airflow_provider_aom import api
-from airflow_provider_aom.api import Identify, Pause, Plan, Settings
+from airflow_provider_aom.api import Pause, Plan, Settings
 from airflow_provider_aom.escaping import escape
 from airflow_provider_aom.exceptions import (
     AomAmbiguousOperationError,
@@ -36,34 +35,18 @@ from airflow_provider_aom.exceptions import (
     AomNodeActionRefusedError,
     AomNothingToOperateError,
 )
-from airflow_provider_aom.protocol import Identity
-from airflow_provider_aom.reconcile import DATE_MARGIN, in_window, recent_executions
 from airflow_provider_aom.retry import may_have_happened
-from airflow_provider_aom.status import NodeAction, OnNodeFailure, on_node_failure
-
-__all__ = [
-    "Decision",
-    "NodeAction",
-    "NodeOperation",
-    "OnNodeFailure",
-    "Stop",
-    "earlier_execution",
-    "first_try_started",
-    "node_action",
-    "on_node_failure",
-    "on_stop",
-    "operate_execution",
-    "stopped_at",
-]
+from airflow_provider_aom.vocabulary import (
+    FAILED_EXECUTION_STATUS,
+    FAILED_NODE_STATUSES,
+    PAUSED_EXECUTION_STATUS,
+    PAUSED_NODE_STATUS,
+    NodeAction,
+    is_valid_id,
+)
 
 log = logging.getLogger(__name__)
 
-#: Node statuses that mean the node failed, and the one of a manual pause node (compared in lower case).
-FAILED_NODE_STATUSES = frozenset({"fail", "failed"})
-PAUSED_NODE_STATUS = "pausing"
-#: Execution statuses in which an operation can apply: paused at a node, or ended by a failed node.
-PAUSED_EXECUTION_STATUS = "pausing"
-FAILED_EXECUTION_STATUS = "fail"
 
 
 def node_action(value: Any) -> NodeAction:
@@ -106,7 +89,7 @@ def stopped_at(detail: Mapping[str, Any]) -> Stop | None:
     nodes = [
         n
         for n in detail.get("execution_result_list") or []
-        if isinstance(n, Mapping) and api.is_valid_id(n.get("node_id"))
+        if isinstance(n, Mapping) and is_valid_id(n.get("node_id"))
     ]
     for node in nodes:
         if str(node.get("status", "")).lower() in FAILED_NODE_STATUSES:
@@ -204,88 +187,3 @@ def operate_execution(
         f"ambiguously ({cause}) and the execution still shows the node {node_status}: it was not re-sent. Look at "
         "the execution in the AOM console before acting again."
     )
-
-
-# --------------------------------------------------------------------------- on_node_failure
-
-
-@dataclass(frozen=True)
-class Decision:
-    """What a wait does about a stop: fail with ``message``, keep waiting, or send ``action`` for ``node_id``."""
-
-    fail: str | None = None
-    action: NodeAction | None = None
-    node_id: str | None = None
-
-
-KEEP_WAITING = Decision()
-
-
-def on_stop(
-    detail: Mapping[str, Any],
-    policy: OnNodeFailure,
-    restarts: Mapping[str, int],
-    max_node_restarts: int,
-    workflow_id: str,
-    execution_id: str,
-) -> Decision:
-    """Apply ``on_node_failure`` to an execution paused at a failed node (anything else: keep waiting)."""
-    stop = stopped_at(detail)
-    if stop is None or not stop.failed or not stop.paused or policy is OnNodeFailure.WAIT:
-        return KEEP_WAITING
-    where = f"AOM workflow {escape(workflow_id, 64)} execution {escape(execution_id, 64)} is paused at failed"
-    if policy is OnNodeFailure.FAIL:
-        return Decision(fail=f"{where} {stop.describe()} (on_node_failure='fail').")
-    if policy is OnNodeFailure.SKIP:
-        return Decision(action=NodeAction.SKIP, node_id=stop.node_id)
-    if restarts.get(stop.node_id, 0) >= max_node_restarts:
-        return Decision(
-            fail=f"{where} {stop.describe()} again after {restarts.get(stop.node_id, 0)} restart(s) "
-            f"(max_node_restarts={max_node_restarts})."
-        )
-    return Decision(action=NodeAction.RESTART, node_id=stop.node_id)
-
-
-# --------------------------------------------------------------------------- retry_from_failure
-
-
-def first_try_started(context: Mapping[str, Any]) -> float:
-    """When this task instance's first try started (epoch seconds), for :func:`earlier_execution`.
-
-    Airflow 2.11 keeps earlier tries in ``task_instance_history``; where a task cannot read the
-    metadata DB (Airflow 3 before 3.3, which also has no task state store), the DAG run's start is
-    the closest bound: an execution of the same workflow started meanwhile by another task of the
-    same run would count too (the creator check still applies).
-    """
-    ti, dag_run = context["ti"], context.get("dag_run")
-    try:
-        from airflow.models.taskinstancehistory import TaskInstanceHistory
-        from airflow.utils.session import create_session
-
-        with create_session() as session:
-            first = (
-                session.query(TaskInstanceHistory.start_date)
-                .filter_by(dag_id=ti.dag_id, task_id=ti.task_id, run_id=ti.run_id, map_index=ti.map_index, try_number=1)
-                .scalar()
-            )
-        if first is not None:
-            return float(first.timestamp())
-    except Exception:
-        log.debug("No task_instance_history to read; using the DAG run's start.", exc_info=True)
-    start = getattr(dag_run, "start_date", None) or getattr(ti, "start_date", None)
-    return float(start.timestamp()) if start is not None else time.time()
-
-
-def earlier_execution(workflow_id: str, since: float, project_id: str | None = None) -> Plan[str | None]:
-    """The newest execution of the workflow that began since ``since`` (epoch seconds) and is not another user's.
-
-    For ``retry_from_failure`` below Airflow 3.3 (no task state store): ``since`` is when the task
-    instance's first try started, so only an execution an earlier try can have started qualifies.
-    """
-    executions: api.ExecutionList = yield recent_executions(workflow_id, since, project_id)
-    candidates = in_window(executions, (since - DATE_MARGIN, time.time() + DATE_MARGIN))
-    if any(c.created_by for c in candidates):
-        identity: Identity | None = yield Identify()
-        if identity is not None:
-            candidates = [c for c in candidates if c.created_by is None or identity.created(c.created_by)]
-    return candidates[0].execution_id if candidates else None

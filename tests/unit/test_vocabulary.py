@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 from airflow_provider_aom.exceptions import AomConfigurationError
-from airflow_provider_aom.execution import StatusTracker, failure_message
-from airflow_provider_aom.status import StatusRules
+from airflow_provider_aom.execution import failure_message
+from airflow_provider_aom.vocabulary import StatusRules
+from airflow_provider_aom.wait import StatusTracker
 
 
 def test_default_rules_are_case_insensitive() -> None:
@@ -72,7 +73,7 @@ def test_failure_message_names_everything() -> None:
 
 def test_poll_pauses_spread_phases_without_polling_more() -> None:
     """Only the first pause is drawn (0.5 to 1.5 intervals): phases spread, the mean interval stays."""
-    from airflow_provider_aom.status import poll_pause
+    from airflow_provider_aom.wait import poll_pause
 
     first = [poll_pause(10.0, 1) for _ in range(4000)]
     assert min(first) >= 5.0 and max(first) <= 15.0

@@ -6,15 +6,9 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_aom.recovery import (
-    KEEP_WAITING,
-    NodeAction,
-    OnNodeFailure,
-    Stop,
-    on_node_failure,
-    on_stop,
-    stopped_at,
-)
+from airflow_provider_aom.node_ops import Stop, stopped_at
+from airflow_provider_aom.vocabulary import NodeAction, OnNodeFailure, on_node_failure
+from airflow_provider_aom.wait import KEEP_WAITING, on_stop
 
 
 def detail(status: str, *nodes: tuple[str, str]) -> dict[str, Any]:

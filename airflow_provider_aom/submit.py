@@ -1,4 +1,4 @@
-"""Which execution, if any, an ambiguous submit started: the rules, without I/O.
+"""Starting an execution exactly once: the submit, and which execution an ambiguous one started.
 
 After a submit whose outcome is unknown (no answer, a dropped connection, a 5xx, a garbled
 200), the hook lists the workflow's executions and applies these rules. An execution is a
@@ -19,7 +19,8 @@ when killed) only when its creator was checked; otherwise the task follows it bu
 it. Anything else ends in :class:`~airflow_provider_aom.exceptions.AomAmbiguousSubmitError`.
 
 :func:`start_execution` is the whole submit as a plan (:data:`~airflow_provider_aom.api.Plan`),
-run alike by the sync and the async hook.
+run alike by the sync and the async hook. :func:`earlier_execution` finds, for ``retry_from_failure``,
+the execution an earlier try of a task started, with the same window and creator rules.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from airflow_provider_aom.exceptions import (
 from airflow_provider_aom.execution_list import ExecutionBrief, since
 from airflow_provider_aom.protocol import Identity
 from airflow_provider_aom.retry import may_have_happened
+from airflow_provider_aom.vocabulary import check_id
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +190,7 @@ def start_execution(workflow_id: str, project_id: str | None = None) -> Plan[Sta
     AOM may still be creating the execution, so the list is read again, about once a second, for
     twice the connection's ``timeout``.
     """
-    check_workflow = api.check_id("workflow_id", workflow_id)
+    check_workflow = check_id("workflow_id", workflow_id)
     settings = yield Settings()
     timeout = settings.timeout
     window = SubmitWindow(time.time(), settings.submit_clock_skew)
@@ -221,3 +223,18 @@ def start_execution(workflow_id: str, project_id: str | None = None) -> Plan[Sta
         raise AomAmbiguousSubmitError(ambiguous_message(workflow_id, cause, verdict))
     log.warning("%s", adoption_note(workflow_id, verdict))
     return StartedExecution(verdict.adopted.execution_id, owned=verdict.owned, adopted=True)
+
+
+def earlier_execution(workflow_id: str, since: float, project_id: str | None = None) -> Plan[str | None]:
+    """The newest execution of the workflow that began since ``since`` (epoch seconds) and is not another user's.
+
+    For ``retry_from_failure`` below Airflow 3.3 (no task state store): ``since`` is when the task
+    instance's first try started, so only an execution an earlier try can have started qualifies.
+    """
+    executions: api.ExecutionList = yield recent_executions(workflow_id, since, project_id)
+    candidates = in_window(executions, (since - DATE_MARGIN, time.time() + DATE_MARGIN))
+    if any(c.created_by for c in candidates):
+        identity: Identity | None = yield Identify()
+        if identity is not None:
+            candidates = [c for c in candidates if c.created_by is None or identity.created(c.created_by)]
+    return candidates[0].execution_id if candidates else None
