@@ -77,8 +77,10 @@ bench: $(STAMP3) $(CLUSTER_STAMP)
 		apache-airflow-providers-http
 	$(VENV)/bin/python bench/run.py $(BENCH_ARGS)
 
-# BENCHMARKS.md and its figures (docs/bench/) again from bench/results/ (no measuring).
+# BENCHMARKS.md and its figures (docs/bench/) again from bench/results/ and bench/report.toml (no measuring;
+# matplotlib draws the figures).
 bench-render:
+	$(VENV)/bin/python -m pip install $(PIP_FLAGS) matplotlib
 	$(VENV)/bin/python bench/render.py
 
 # The production topology (scripts/cluster.py): Debian's PostgreSQL and Redis servers (apt, as root, when

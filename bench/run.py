@@ -1,4 +1,4 @@
-"""``make bench``: run every benchmark step of ``bench/spec.py``, store the results, render BENCHMARKS.md.
+"""``make bench``: run every benchmark step declared below, store the results, render BENCHMARKS.md.
 
 Each step is a separate script in ``bench/`` that starts (and stops) its own emulator process and
 writes one JSON result. This runner starts each in its own process group with a timeout, kills
@@ -27,6 +27,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import KW_ONLY, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import PYTHON, ROOT
 from render import RESULTS, print_summary, render
-from spec import BENCHMARKS, Step
 
 REL_PY = ".venv/bin/python"  # how commands are shown (make bench uses the project venv)
 VERSIONS = (
@@ -50,6 +50,108 @@ VERSIONS = (
     "requests",
     "psutil",
     "matplotlib",
+)
+
+
+# ============================================================================ the steps
+
+
+@dataclass(frozen=True)
+class Step:
+    """One process: ``python ARGS... --json-out bench/results/NAME.json`` (``NAME_i`` when repeated)."""
+
+    name: str
+    args: tuple[str, ...]
+    quick: tuple[str, ...] | None = None  # the arguments under --quick (None: the same)
+    _: KW_ONLY
+    repeat: int = 1
+    quick_repeat: int = 1  # 0: not run under --quick
+    timeout: float = 300.0  # seconds, then the step's process group is killed
+    estimate: float = 30.0  # seconds, for the total time budget
+    optional: bool = False  # skipped when it would overrun the total time budget
+
+    def instances(self, quick: bool) -> list[tuple[str, tuple[str, ...]]]:
+        """(result name, arguments) of each run of this step."""
+        count = self.quick_repeat if quick else self.repeat
+        args = self.quick if quick and self.quick is not None else self.args
+        names = [self.name] if self.repeat == 1 else [f"{self.name}_{i}" for i in range(count)]
+        return [(name, args) for name in names[:count]]
+
+
+B = "bench/"
+
+
+def waits(name: str, n: int, mode: str, repeat: int, quick_repeat: int, *extra: str, **kw: Any) -> Step:
+    """Runs of bench/waits.py; ``optional`` (the scaling runs) unless told otherwise."""
+    args = (B + "waits.py", "--n", str(n), "--mode", mode, *extra)
+    return Step(name, args, repeat=repeat, quick_repeat=quick_repeat, **{"timeout": 400, "optional": True, **kw})
+
+
+def client(auth: str) -> Step:
+    args = (B + "client_overhead.py", "--auth", auth)
+    full, quick = (*args, "--rounds", "15", "--calls", "300"), (*args, "--rounds", "5", "--calls", "200")
+    return Step(f"client_{auth}", full, quick, estimate=45)
+
+
+#: The latency/burst matrix: concurrent waits x answer delay; seconds each execution runs, per size (the steady
+#: window opens half an interval after the last wait's first poll, which takes longer the more waits there are).
+MATRIX_DURATION = {200: 22, 1000: 25, 2000: 40, 5000: 75}
+
+
+def matrix(n: int, delay_ms: int) -> Step:
+    args: tuple[str, ...] = (B + "waits.py", "--n", str(n), "--mode", "shared", "--duration", str(MATRIX_DURATION[n]))
+    args += ("--answer-delay", f"{delay_ms / 1000:g}") if delay_ms else ()
+    big = n > 1000
+    return Step(f"matrix_{delay_ms}ms_{n}", args, quick_repeat=0 if big else 1, timeout=MATRIX_DURATION[n] + 240,
+                estimate=MATRIX_DURATION[n] + (25 if big else 12))
+
+
+def list_read(name: str, rows: int, *extra: str) -> Step:
+    big = rows >= 100_000
+    args = (B + "list_read.py", "--rows", str(rows), *extra)
+    return Step(
+        name, args, repeat=3, quick_repeat=0 if big else 1, timeout=900 if big else 300, estimate=75 if big else 12
+    )
+
+
+#: In the report's order (bench/report.toml names them by these names or their prefixes).
+STEPS: tuple[Step, ...] = (
+    Step("parse", (B + "parse_cost.py", "--runs", "7"), (B + "parse_cost.py", "--runs", "5"), timeout=600, estimate=60),
+    client("token"),
+    client("aksk"),
+    Step("token", (B + "token_reuse.py", "--executions", "1000"), repeat=3, timeout=180, estimate=10),
+    waits("waits_main_shared", 1000, "shared", 3, 1, quick=(B + "waits.py", "--n", "300", "--mode", "shared"),
+          estimate=35, timeout=300, optional=False),
+    waits("waits_main_naive", 1000, "naive", 3, 1, quick=(B + "waits.py", "--n", "300", "--mode", "naive"),
+          estimate=70, optional=False),
+    *(matrix(n, d) for d in (0, 100) for n in MATRIX_DURATION),
+    # A cProfile of one cell (slower: its figures are not pooled with the matrix's).
+    waits("profile_1000_100ms", 1000, "shared", 1, 0, "--answer-delay", "0.1", "--profile", timeout=300, estimate=45),
+    Step(
+        "peer_http",
+        (B + "waits.py", "--n", "1000", "--mode", "http"),
+        (B + "waits.py", "--n", "300", "--mode", "http"),
+        timeout=300,
+        estimate=35,
+    ),
+    Step("peer_sdk", (B + "sdk_overhead.py", "--rounds", "6", "--calls", "400", "--imports", "7"),
+         (B + "sdk_overhead.py", "--rounds", "2", "--calls", "100", "--imports", "3"), timeout=600, estimate=60),
+    Step("dag", (B + "dag_overhead.py", "--runs", "3"), (B + "dag_overhead.py", "--runs", "1"), timeout=900,
+         estimate=160),
+    waits("waits_scale_shared_100", 100, "shared", 2, 1, estimate=36),
+    waits("waits_scale_shared_300", 300, "shared", 2, 0, estimate=37),
+    waits("waits_scale_shared_3000", 3000, "shared", 1, 0, "--duration", "40", estimate=70),
+    waits("waits_scale_naive_100", 100, "naive", 1, 1, estimate=35),
+    waits("waits_scale_naive_300", 300, "naive", 1, 0, estimate=45),
+    Step("triggerer_aom", (B + "triggerer.py", "--n", "300"), (B + "triggerer.py", "--n", "50", "--window", "30"),
+         timeout=1500, estimate=470),
+    # The reference: the same deferred tasks on Airflow's DateTimeTrigger.
+    Step("triggerer_noop", (B + "triggerer.py", "--n", "300", "--trigger", "noop"), quick_repeat=0, timeout=1500,
+         estimate=450, optional=True),
+    list_read("list_read_1k", 1_000),
+    list_read("list_read_10k", 10_000),
+    list_read("list_read_100k", 100_000),
+    list_read("list_read_all_10k", 10_000, "--keep", "all"),
 )
 
 
@@ -183,12 +285,7 @@ def main() -> int:
 
     results: Path = args.results
     results.mkdir(parents=True, exist_ok=True)
-    plan = [
-        (step, name, step_args)
-        for b in BENCHMARKS
-        for step in b.steps
-        for name, step_args in step.instances(args.quick)
-    ]
+    plan = [(step, name, step_args) for step in STEPS for name, step_args in step.instances(args.quick)]
     # A deployed package imports from bytecode (pip compiles it at install); this tree may have none
     # (PYTHONDONTWRITEBYTECODE), and compiling on every import would be charged to the parse cost.
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "airflow_provider_aom")], check=True)
