@@ -15,7 +15,7 @@ CLUSTER_STAMP := $(VENV)/.cluster-deps-$(AIRFLOW3)
 
 VENVDIST ?= .venv-dist
 
-.PHONY: demo test test-airflow3 test-airflow2 lint dist dist-check browser-deps venv venv2 clean bench bench-render \
+.PHONY: demo test test-airflow3 test-airflow2 unit lint dist dist-check browser-deps venv venv2 clean bench bench-render \
 	cluster-deps cluster chaos chaos-ci
 
 DEMO_HISTORY ?= 0
@@ -29,6 +29,10 @@ test-airflow3: $(STAMP3) browser-deps
 
 test-airflow2: $(STAMP2)
 	$(VENV2)/bin/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+# The unit tests alone (tests/unit: no Airflow servers, no browser, no emulator), on .venv; under a minute.
+unit: $(STAMP3)
+	$(VENV)/bin/python -m pytest -p no:cacheprovider tests/unit $(PYTEST_ARGS)
 
 # Debian's chromium for tests/browser (driven by playwright; never `playwright install`).
 browser-deps:
