@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import re
 
-# C0 and C1 controls (a CR/LF would forge a log line), line and paragraph separators, and the
-# zero-width and bidirectional formatting characters that can make a line read differently.
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]")
+# C0 and C1 controls (a CR/LF would forge a log line), line and paragraph separators, the invisible
+# and bidirectional formatting characters that can make a line read differently (soft hyphen, Arabic
+# letter mark, Mongolian vowel separator, zero-width ones, word joiner, isolates, BOM), and lone
+# surrogates (json.loads makes them from "\ud800"; a line holding one cannot be written as UTF-8).
+_UNSAFE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\xad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u2069\ufeff\ud800-\udfff]"
+)
 
 
 def _replacement(match: re.Match[str]) -> str:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
-from airflow_provider_aom.api import ApiRequest, ApiResponse, error_from_response, json_body, name_and_id
+from airflow_provider_aom.api import ApiRequest, ApiResponse, json_body, name_and_id
 from airflow_provider_aom.exceptions import AomInvalidResponseError
 
 if TYPE_CHECKING:
@@ -58,7 +58,7 @@ def parse_token_response(response: ApiResponse, request: ApiRequest) -> IamToken
     value = response.headers.get("x-subject-token")
     token = payload.get("token") if isinstance(payload, dict) else None
     if not value or not isinstance(token, dict):
-        raise error_from_response(response, request) if response.status >= 300 else _bad(request, response)
+        raise _bad(request, response)
     if not _TOKEN_RE.fullmatch(value):
         # It becomes a header of every call: one line of printable ASCII, or nothing.
         raise _bad(request, response)

@@ -334,7 +334,8 @@ async def test_unexpected_exception_ends_in_an_error_event(
         raise TypeError("unsupported operand\r\n[error] forged line")
 
     use_connection("aksk")
-    monkeypatch.setattr(AomAsyncHook, "get_execution", broken)
+    # Every call of the wait goes through perform (the plan yields its status reads to the hook).
+    monkeypatch.setattr(AomAsyncHook, "perform", broken)
     event = await first_event(AomWorkflowExecutionTrigger(workflow_id="wf-quick", execution_id="e-1"))
     assert event["status"] == "error"
     assert "TypeError: unsupported operand" in event["message"]

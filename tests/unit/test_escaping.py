@@ -9,16 +9,24 @@ from hypothesis import strategies as st
 from airflow_provider_aom.escaping import escape
 
 C0 = [chr(c) for c in range(0x00, 0x20)]
-C1_AND_DEL = [chr(c) for c in range(0x7F, 0xA0)]
+C1_AND_DEL = [*(chr(c) for c in range(0x7F, 0xA0)), "\xad"]  # and the soft hyphen, invisible
 # Zero-width space/non-joiner/joiner, LRM/RLM, line/paragraph separators, LRE/RLE/PDF/LRO/RLO,
-# the isolates LRI/RLI/FSI/PDI, and the zero-width no-break space (BOM).
+# the isolates LRI/RLI/FSI/PDI, the zero-width no-break space (BOM), the Arabic
+# letter mark, Mongolian vowel separator, word joiner and invisible operators, and lone surrogates (a line
+# holding one cannot be written as UTF-8).
 FORMATTING = [
     *(chr(c) for c in range(0x200B, 0x2010)),
     *(chr(c) for c in range(0x2028, 0x202F)),
+    *(chr(c) for c in range(0x2060, 0x2065)),
     *(chr(c) for c in range(0x2066, 0x206A)),
     "\ufeff",
+    "\u061c",
+    "\u180e",
+    "\ud800",
+    "\udfff",
 ]
-UNSAFE = C0 + C1_AND_DEL + FORMATTING
+SURROGATES = [chr(c) for c in range(0xD800, 0xE000)]
+UNSAFE = C0 + C1_AND_DEL + FORMATTING + SURROGATES
 
 #: Visible characters around the unsafe ranges, and beyond ASCII: kept as they are.
 SAFE_NEIGHBOURS = [" ", "~", "\xa0", "é", "\u200a", "\u2010", "\u2027", "\u202f", "\uff01", "中", "😀"]
