@@ -10,6 +10,9 @@ Both hooks use these, so a path, a field name or an error rule exists exactly on
   :class:`Identify` and :class:`Settings` steps and is sent their results, like the protocol
   flows one level down. Both hooks run the same plan.
 * IAM requests are plain :class:`ApiRequest` values, used by the protocol flows.
+
+Answers are :class:`~airflow_provider_aom.wire.ApiResponse` values (a level down, where the
+transport makes them).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import math
 import time
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, TypeVar
 
 from airflow_provider_aom import endpoints
 from airflow_provider_aom.auth.signer import canonical_query
@@ -37,16 +40,7 @@ from airflow_provider_aom.exceptions import (
 from airflow_provider_aom.execution import parse_detail
 from airflow_provider_aom.execution_list import ExecutionList, ExecutionListReader, Keep
 from airflow_provider_aom.vocabulary import ERROR_BODY_BYTES, NodeAction, check_id, check_project_id, is_valid_id
-
-
-class BodySink(Protocol):
-    """Takes a 2xx body piece by piece as the transport decodes it, instead of the body being kept."""
-
-    def feed(self, data: bytes) -> None:
-        """Decoded body bytes, in order; may raise an :class:`~airflow_provider_aom.exceptions.AomError`."""
-
-    def close(self) -> Any:
-        """The body has ended: what was read from it (the response's ``streamed``)."""
+from airflow_provider_aom.wire import ApiResponse, BodySink, request_id_of
 
 
 @dataclass(frozen=True)
@@ -59,7 +53,8 @@ class ApiRequest:
     query: str = ""
     #: Not in repr(): the IAM token request's body holds the password.
     body: bytes = field(default=b"", repr=False)
-    #: False for calls that start something (the execute POST): never re-sent blindly.
+    #: False for calls that start something (the execute POST): never re-sent blindly, and sent only
+    #: on a connection made for it (never on a kept-alive one, see :mod:`~airflow_provider_aom.transport`).
     idempotent: bool = True
     #: "aom" or "iam": which base URL the path belongs to.
     service: Service = "aom"
@@ -96,42 +91,6 @@ class ApiRequest:
             headers=headers or {},
             body_sink=body_sink,
         )
-
-
-@dataclass(frozen=True)
-class ApiResponse:
-    """An HTTP answer; header names are lower-cased."""
-
-    status: int
-    #: A bytearray when read by the transport (no copy of a large body); empty when the body went to a sink.
-    body: bytes | bytearray
-    headers: Mapping[str, str] = field(default_factory=dict)
-    #: What the request's :attr:`~ApiRequest.body_sink` made of a 2xx body (its ``close()``); else None.
-    streamed: Any = None
-    #: ``time.time()`` when the headers arrived (the moment ``Date`` describes); None when not read off a socket.
-    received_at: float | None = None
-
-    @classmethod
-    def build(
-        cls,
-        status: int,
-        body: bytes | bytearray,
-        headers: Mapping[str, str],
-        streamed: Any = None,
-        *,
-        received_at: float | None = None,
-    ) -> ApiResponse:
-        lowered = {k.lower(): v for k, v in headers.items()}
-        return cls(status=status, body=body, headers=lowered, streamed=streamed, received_at=received_at)
-
-    @property
-    def request_id(self) -> str | None:
-        return request_id_of(self.headers)
-
-
-def request_id_of(headers: Mapping[str, str]) -> str | None:
-    """The gateway's request id among an answer's lower-cased headers."""
-    return headers.get("x-request-id") or headers.get("x-openstack-request-id")
 
 
 # --------------------------------------------------------------------------- calls and plans

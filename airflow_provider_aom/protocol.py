@@ -9,8 +9,9 @@ identity lookup and header rules exist in one place.
 
 A flow yields two kinds of step:
 
-* :class:`HttpRequest`: send it and ``send()`` back an :class:`ApiResponse`
-  (or ``throw()`` an :class:`~airflow_provider_aom.exceptions.AomTransportError`).
+* :class:`~airflow_provider_aom.wire.HttpRequest`: send it and ``send()`` back an
+  :class:`~airflow_provider_aom.wire.ApiResponse` (or ``throw()`` an
+  :class:`~airflow_provider_aom.exceptions.AomTransportError`).
 * :class:`FetchToken`: return a valid :class:`IamToken` for ``key``. The driver
   checks the shared cache under its own lock type (a thread lock or an asyncio
   lock) and only sends ``http`` when no fresh token is cached, so concurrent
@@ -23,17 +24,18 @@ import hashlib
 import logging
 import threading
 from collections.abc import Generator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from airflow_provider_aom import api
-from airflow_provider_aom.api import ApiRequest, ApiResponse
+from airflow_provider_aom.api import ApiRequest
 from airflow_provider_aom.auth.signer import sign_headers
 from airflow_provider_aom.auth.tokens import TOKEN_CACHE, IamToken, TokenCache, cache_key
 from airflow_provider_aom.config import AomConnectionConfig
 from airflow_provider_aom.exceptions import AomApiError, AomConfigurationError, AomError
 from airflow_provider_aom.vocabulary import check_project_id
+from airflow_provider_aom.wire import ApiResponse, HttpRequest
 
 log = logging.getLogger(__name__)
 
@@ -42,23 +44,12 @@ T = TypeVar("T")
 
 
 @dataclass(frozen=True)
-class HttpRequest:
-    """A fully prepared request: every header here is final (and, for AK/SK, signed)."""
-
-    method: str
-    url: str
-    headers: dict[str, str] = field(repr=False)
-    body: bytes = field(repr=False)
-    api: ApiRequest
-
-
-@dataclass(frozen=True)
 class FetchToken:
     key: str
-    http: HttpRequest
+    http: HttpRequest[ApiRequest]
 
 
-Step = HttpRequest | FetchToken
+Step = HttpRequest[ApiRequest] | FetchToken
 #: A protocol flow that ends by returning a ``T``.
 Flow = Generator[Step, Any, T]
 
@@ -99,7 +90,7 @@ class AomProtocol:
         self.config = config
         self.token_cache = token_cache
         self._token_key = cache_key(config) if config.auth_type == "password" else ""
-        self._iam_request: HttpRequest | None = None
+        self._iam_request: HttpRequest[ApiRequest] | None = None
 
     # ------------------------------------------------------------------ flows
 
@@ -199,7 +190,9 @@ class AomProtocol:
 
     # ------------------------------------------------------------------ preparation
 
-    def prepare(self, request: ApiRequest, project_id: str | None, token: IamToken | None = None) -> HttpRequest:
+    def prepare(
+        self, request: ApiRequest, project_id: str | None, token: IamToken | None = None
+    ) -> HttpRequest[ApiRequest]:
         """Build the URL and the final headers (signed for AK/SK)."""
         base = self.config.endpoint if request.service == "aom" else self.config.iam_endpoint
         if not base:
@@ -233,14 +226,14 @@ class AomProtocol:
             headers["X-Auth-Token"] = config.token or ""
         return HttpRequest(request.method, url, headers, request.body, request)
 
-    def _token_request(self) -> HttpRequest:
+    def _token_request(self) -> HttpRequest[ApiRequest]:
         # Built once per connection and reused: every call asks the token cache with it, and building it
         # (a JSON body, a URL) on each poll cost a triggerer a few percent of its CPU.
         if self._iam_request is None:
             self._iam_request = self._build_token_request()
         return self._iam_request
 
-    def _build_token_request(self) -> HttpRequest:
+    def _build_token_request(self) -> HttpRequest[ApiRequest]:
         config = self.config
         request = api.password_token(
             username=config.username or "",

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
-from airflow_provider_aom.api import ApiRequest, ApiResponse, json_body, name_and_id
+from airflow_provider_aom.api import ApiRequest, json_body, name_and_id
 from airflow_provider_aom.exceptions import AomInvalidResponseError
+from airflow_provider_aom.wire import ApiResponse
 
 if TYPE_CHECKING:
     from airflow_provider_aom.config import AomConnectionConfig

@@ -21,19 +21,21 @@ import time
 import weakref
 from collections.abc import Callable, Coroutine
 from functools import cached_property
+from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 from urllib.parse import urlsplit
 
 from airflow.providers.common.compat.sdk import BaseHook, mask_secret
 
 from airflow_provider_aom import CONN_TYPE, DEFAULT_CONN_ID, api, node_ops, submit
-from airflow_provider_aom.api import ApiRequest, ApiResponse, Call, Identify, Pause, Plan, Settings
+from airflow_provider_aom.api import ApiRequest, Call, Identify, Pause, Plan, Settings
 from airflow_provider_aom.auth.tokens import parse_token_response
 from airflow_provider_aom.config import AomConnectionConfig
 from airflow_provider_aom.escaping import escape
 from airflow_provider_aom.exceptions import AomError, AomTransportError
-from airflow_provider_aom.protocol import AomProtocol, FetchToken, Flow, HttpRequest
+from airflow_provider_aom.protocol import AomProtocol, FetchToken, Flow
 from airflow_provider_aom.retry import RetrySchedule, is_safe_to_resend, is_transient
+from airflow_provider_aom.wire import ApiResponse, HttpRequest
 
 if TYPE_CHECKING:
     from airflow_provider_aom.auth.tokens import IamToken
@@ -56,7 +58,7 @@ def _schedule(config: AomConnectionConfig, call: Call[Any], request: ApiRequest)
     return RetrySchedule(config.retry, retryable=retryable, deadline=_monotonic(call.deadline))
 
 
-def _host(request: HttpRequest) -> str:
+def _host(request: HttpRequest[ApiRequest]) -> str:
     return escape(urlsplit(request.url).netloc, 300)
 
 
@@ -135,7 +137,8 @@ class AomHook(_AomBaseHook):
     Authentication comes from the ``huaweicloud_aom`` connection: AK/SK request
     signing (optionally temporary keys), an IAM user password (token fetched
     from IAM, cached per process, renewed before expiry and on 401), or a
-    static IAM token. See ``docs/connection.md``.
+    static IAM token. See ``docs/connection.md``. ``close()`` (or ``with AomHook() as hook``)
+    closes its sockets.
 
     :param aom_conn_id: Airflow connection id of type ``huaweicloud_aom``.
     """
@@ -171,6 +174,20 @@ class AomHook(_AomBaseHook):
         from airflow_provider_aom.transport import SyncTransport
 
         return SyncTransport(self._transport_settings(self.config))
+
+    def close(self) -> None:
+        """Close this hook's sockets; a later call opens new ones."""
+        transport: SyncTransport | None = self.__dict__.pop("transport", None)
+        if transport is not None:
+            transport.close()
+
+    def __enter__(self) -> AomHook:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.close()
 
     # ------------------------------------------------------------------ public API
 
@@ -288,7 +305,7 @@ class AomHook(_AomBaseHook):
                 cache.store(step.key, token)
         return token
 
-    def _send(self, request: HttpRequest, deadline: float) -> ApiResponse:
+    def _send(self, request: HttpRequest[ApiRequest], deadline: float) -> ApiResponse:
         log.debug("%s %s", request.method, request.url)
         return self.transport.send(request, min(deadline, time.monotonic() + self.config.timeout))
 
@@ -306,7 +323,8 @@ class AomAsyncHook(_AomBaseHook):
     Async counterpart of :class:`AomHook` for triggers: the same calls as coroutines, with the
     same auth, requests, parsing, transport rules and retries. The connection is fetched
     asynchronously, never with a sync ``get_connection`` on the loop. Every hook on a loop
-    shares the loop's connection pools (bounded per endpoint host) and tokens.
+    shares the loop's connection pools (bounded per endpoint host) and tokens; ``aclose()`` (or
+    ``async with AomAsyncHook() as hook``) lets go of them.
 
     :param aom_conn_id: Airflow connection id of type ``huaweicloud_aom``.
     """
@@ -335,6 +353,23 @@ class AomAsyncHook(_AomBaseHook):
             self._transport = AsyncTransport(self._transport_settings(config))
             self._protocol = AomProtocol(config)
         return self._protocol
+
+    async def aclose(self) -> None:
+        """Let go of the loop's shared pools: the last hook on the loop to do so closes their sockets.
+
+        Other hooks on the loop keep theirs (see :mod:`~airflow_provider_aom.transport`); this hook
+        may still be used, and takes the pools up again.
+        """
+        if self._transport is not None:
+            await self._transport.aclose()
+
+    async def __aenter__(self) -> AomAsyncHook:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        await self.aclose()
 
     # ------------------------------------------------------------------ public API
 
@@ -439,7 +474,7 @@ class AomAsyncHook(_AomBaseHook):
                 cache.store(step.key, token)
         return token
 
-    async def _send(self, request: HttpRequest, deadline: float) -> ApiResponse:
+    async def _send(self, request: HttpRequest[ApiRequest], deadline: float) -> ApiResponse:
         protocol = await self._get_protocol()
         assert self._transport is not None
         log.debug("%s %s", request.method, request.url)

@@ -40,7 +40,7 @@ from airflow_provider_aom.exceptions import (
     AomThrottledError,
 )
 from airflow_provider_aom.hooks.aom import AomHook
-from airflow_provider_aom.protocol import HttpRequest
+from airflow_provider_aom.wire import HttpRequest
 from tests.conftest import UseConnection
 from tests.dags.dagrun import load_test_dag, run, task_states, xcom
 from tests.faults import DELAY, DELAY_TIMEOUT, FAST, executions_path, fault_classes, logged, settle, status_path

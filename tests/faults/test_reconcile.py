@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_aom.api import ApiResponse
 from airflow_provider_aom.exceptions import AomAmbiguousSubmitError
 from airflow_provider_aom.execution_list import ExecutionBrief
 from airflow_provider_aom.execution_list import brief as normalized
@@ -30,6 +29,7 @@ from airflow_provider_aom.submit import (
     in_window,
     server_clock_offset,
 )
+from airflow_provider_aom.wire import ApiResponse
 from tests.faults import PROJECT
 from tests.hostile_server import Exchange, HostileServer, json_response
 

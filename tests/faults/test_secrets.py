@@ -25,7 +25,6 @@ from typing import Any
 import pytest
 
 from airflow_provider_aom import api
-from airflow_provider_aom.api import ApiResponse
 from airflow_provider_aom.auth.signer import canonical_request, signed_header_names
 from airflow_provider_aom.auth.tokens import TOKEN_CACHE
 from airflow_provider_aom.config import AomConnectionConfig
@@ -33,6 +32,7 @@ from airflow_provider_aom.emulator import AomEmulator, EmulatorConfig, default_w
 from airflow_provider_aom.exceptions import AomAuthenticationError
 from airflow_provider_aom.hooks.aom import AomHook
 from airflow_provider_aom.protocol import FetchToken
+from airflow_provider_aom.wire import ApiResponse
 from tests.conftest import AUTH_MODES, QUICK_WORKFLOWS, UseConnection, connection_exporter, reset_client_state
 from tests.dags.dagrun import AIRFLOW_3, load_test_dag, run, task_states
 from tests.faults import PROJECT

@@ -9,7 +9,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from airflow_provider_aom import api
-from airflow_provider_aom.api import ApiResponse
 from airflow_provider_aom.exceptions import (
     AomAuthenticationError,
     AomConfigurationError,
@@ -18,6 +17,7 @@ from airflow_provider_aom.exceptions import (
     AomServerError,
     AomThrottledError,
 )
+from airflow_provider_aom.wire import ApiResponse
 
 PROJECT = "0123456789abcdef0123456789abcdef"
 

@@ -15,11 +15,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from airflow_provider_aom import api
-from airflow_provider_aom.api import ApiResponse
 from airflow_provider_aom.exceptions import AomInvalidResponseError, AomResponseTooLargeError
 from airflow_provider_aom.execution_list import ExecutionBrief, ExecutionListReader, since
 from airflow_provider_aom.transport import BodyReader
 from airflow_provider_aom.watch import MAX_REMEMBERED, Watermark
+from airflow_provider_aom.wire import ApiResponse
 
 BEGUN_MS = 1_800_000_000_000
 NOW_MS = BEGUN_MS + 86_400_000

@@ -29,7 +29,6 @@ from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from airflow_provider_aom import api
-from airflow_provider_aom.api import ApiResponse
 from airflow_provider_aom.auth.tokens import parse_token_response
 from airflow_provider_aom.config import AomConnectionConfig
 from airflow_provider_aom.exceptions import (
@@ -41,6 +40,7 @@ from airflow_provider_aom.exceptions import (
 )
 from airflow_provider_aom.execution_list import ExecutionBrief, ExecutionList
 from airflow_provider_aom.protocol import AomProtocol
+from airflow_provider_aom.wire import ApiResponse
 
 PROJECT = "0123456789abcdef0123456789abcdef"
 PROPERTY = settings(max_examples=250, deadline=None, database=None, derandomize=True)

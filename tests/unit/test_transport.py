@@ -15,7 +15,7 @@ import pytest
 
 from airflow_provider_aom import transport
 from airflow_provider_aom.exceptions import AomConfigurationError, AomInvalidResponseError, AomResponseTooLargeError
-from airflow_provider_aom.transport import BodyReader, TransportSettings, proxy_for, ssl_context, wire_headers
+from airflow_provider_aom.transport import BodyReader, TransportSettings, pools, proxy_for, ssl_context, wire_headers
 
 MIB = 1024 * 1024
 
@@ -207,7 +207,7 @@ def test_reading_a_body_lets_the_event_loop_run_even_when_the_socket_never_waits
 ) -> None:
     # Every chunk is ready at once (the stream never suspends) and inflates to many 64 KiB pieces: without the
     # transport's own turns the ticker would not run until the whole body was read.
-    monkeypatch.setattr(transport, "LOOP_TURN_SECONDS", 0.0)
+    monkeypatch.setattr(pools, "LOOP_TURN_SECONDS", 0.0)
     compressed = gzip.compress(b"x" * (8 * MIB))
 
     class Ready:
@@ -229,7 +229,7 @@ def test_reading_a_body_lets_the_event_loop_run_even_when_the_socket_never_waits
         await asyncio.sleep(0)
         started = ticks
         reader = BodyReader("gzip", 100 * MIB, truncate=False, action="List", status=200, sink=_Sink())
-        body = await transport._read_into(reader, Ready())  # type: ignore[arg-type]
+        body = await pools._read_into(reader, Ready())  # type: ignore[arg-type]
         done = True
         await ticker
         assert body.count == 8 * MIB
