@@ -4,7 +4,7 @@
 ``report.toml`` holds the report's words and budgets; every number comes from a result file:
 ``machine.json`` and one ``<step>.json`` per step run (``{"step", "command", "status", "seconds",
 "result"}``, ``result`` being the script's JSON). A row names its number by a *value*: a dotted path
-into ``result`` (``@key``: a key of the file itself), ``a - b`` (two paths), or a ``{field}``
+into ``result`` (``@key``: a key of the file itself), ``a - b`` or ``a / b`` (two paths), or a ``{field}``
 template (text). Templates are ``str.format`` over the first run's result (``{a.b}``, ``{a[0]}``,
 ``{x:code}``: a list as code spans; a summary dict formats as its median). A row's runs are named
 by step prefixes (``x`` matches ``x`` and ``x_...``); medians and min–max spreads pool all the values
@@ -84,9 +84,9 @@ def fill(text: str, runs: list[Run]) -> str:
 def value_of(run: Run, value: str) -> Any:
     if "{" in value:
         return fill(value, [run])
-    if " - " in value:
-        a, b = (value_of(run, part) for part in value.split(" - "))
-        return a - b if number(a) and number(b) else None
+    if " - " in value or " / " in value:
+        (a, b), minus = (value_of(run, part) for part in re.split(" [-/] ", value)), " - " in value
+        return None if not (number(a) and number(b) and (minus or b)) else a - b if minus else a / b
     if value.startswith("@"):
         return run.get(value[1:])
     data: Any = run["result"]
@@ -154,7 +154,7 @@ class Report:
             num, den = (samples(self.select(p), value)[0] for p in row["ratio"])
             numbers = [statistics.median(num) / statistics.median(den)] if num and statistics.median(den or [0]) else []
         else:
-            plain = "{" not in value and " - " not in value and not value.startswith("@")
+            plain = not re.search(r"[{@]| [-/] ", value)
             numbers, texts = samples(runs, prefix + value if plain else value)
         if not numbers:
             return (", ".join(dict.fromkeys(texts)) or "n/a"), "", None

@@ -106,6 +106,20 @@ def matrix(n: int, delay_ms: int) -> Step:
                 estimate=MATRIX_DURATION[n] + (25 if big else 12))
 
 
+#: The connection-handling cell: the transport's per-host stack against httpcore.AsyncConnectionPool (waits.py
+#: --pool), seconds each execution runs per size, alternating the two per cell.
+POOL_DURATION = {1000: 22, 5000: 40}
+
+
+def pool(n: int, delay_ms: int, variant: str) -> Step:
+    args: tuple[str, ...] = (B + "waits.py", "--n", str(n), "--mode", "shared", "--duration", str(POOL_DURATION[n]))
+    args += ("--answer-delay", f"{delay_ms / 1000:g}") if delay_ms else ()
+    args += ("--pool", variant) if variant != "stack" else ()
+    big = n > 1000
+    return Step(f"pool_{variant}_{delay_ms}ms_{n}", args, quick_repeat=0 if big else 1, timeout=POOL_DURATION[n] + 240,
+                estimate=POOL_DURATION[n] + (14 if big else 8), optional=True)
+
+
 def list_read(name: str, rows: int, *extra: str) -> Step:
     big = rows >= 100_000
     args = (B + "list_read.py", "--rows", str(rows), *extra)
@@ -152,6 +166,7 @@ STEPS: tuple[Step, ...] = (
     list_read("list_read_10k", 10_000),
     list_read("list_read_100k", 100_000),
     list_read("list_read_all_10k", 10_000, "--keep", "all"),
+    *(pool(n, d, v) for n in POOL_DURATION for d in (0, 100) for v in ("stack", "httpcore")),
 )
 
 
