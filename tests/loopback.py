@@ -215,7 +215,7 @@ def _relay(one: socket.socket, other: socket.socket, stopping: threading.Event) 
     """Copy bytes both ways until either side closes or the server stops."""
     sockets = [one, other]
     while not stopping.is_set():
-        ready = [s for s in sockets if isinstance(s, ssl.SSLSocket) and s.pending()]
+        ready: list[socket.socket] = [s for s in sockets if isinstance(s, ssl.SSLSocket) and s.pending()]
         if not ready:
             ready, _, _ = select.select(sockets, [], [], 0.1)
         for source in ready:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
+from collections.abc import Iterator
 
 import pytest
 
@@ -13,8 +15,9 @@ from airflow_provider_aom.exceptions import (
     AomConfigurationError,
     AomNotFoundError,
 )
-from airflow_provider_aom.hooks.aom import AomHook
+from airflow_provider_aom.hooks.aom import AomAsyncHook, AomHook
 from tests.conftest import AUTH_MODES, QUICK_SECONDS, UseConnection
+from tests.loopback import Seen, StaleGate
 
 
 @pytest.mark.parametrize("mode", AUTH_MODES)
@@ -134,3 +137,69 @@ def test_status_progresses_to_the_end(use_connection: UseConnection, quick_workf
     execution_id = hook.execute_workflow("wf-quick")
     time.sleep(QUICK_SECONDS + 0.2)
     assert hook.get_execution("wf-quick", execution_id)["status"] == "success"
+
+
+# --------------------------------------------------------------------------- connections: stale keep-alive, closing
+
+
+def _submits(seen: Seen) -> bool:
+    return seen.method == "POST" and seen.target.endswith("/executions")
+
+
+@pytest.fixture
+def gate(emulator: AomEmulator) -> Iterator[StaleGate]:
+    """A relay to the emulator that closes a kept-alive connection just as a submit arrives on it."""
+    with StaleGate(int(emulator.base_url.rsplit(":", 1)[1]), drop=_submits) as started:
+        yield started
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_a_submit_after_a_read_is_not_lost_to_a_closed_keep_alive_connection(
+    mode: str, use_connection: UseConnection, emulator: AomEmulator, gate: StaleGate
+) -> None:
+    """The read leaves a kept-alive connection the server then closes: the submit reaches AOM once, unambiguous."""
+    use_connection("aksk", host=gate.url, extra={"user_name": "emulator-user"})
+    if mode == "sync":
+        with AomHook() as hook:
+            assert hook.list_workflows(page=1, size=1)
+            started = hook.start_execution("wf-success")
+    else:
+        async with AomAsyncHook() as async_hook:
+            assert await async_hook.list_workflows(page=1, size=1)
+            started = await async_hook.start_execution("wf-success")
+    assert gate.dropped == []
+    assert [e["execution_id"] for e in emulator.state.executions()] == [started.execution_id]
+    assert started.owned and not started.adopted, "the submit's own answer, not a reconciliation"
+    assert emulator.state.count_requests("GET", f"/v1/{DEFAULT_PROJECT_ID}/cms/workflow/wf-success/executions") == 0
+
+
+def test_sync_hook_close_and_with_close_its_sockets(
+    use_connection: UseConnection, emulator: AomEmulator, gate: StaleGate
+) -> None:
+    use_connection("aksk", host=gate.url)
+    with AomHook() as hook:
+        hook.list_workflows(page=1, size=1)
+        assert gate.open == 1
+    assert gate.wait_open(0), "leaving the with block closed the socket"
+    hook.list_workflows(page=1, size=1)  # a closed hook opens new connections
+    assert gate.wait_open(1)
+    hook.close()
+    assert gate.wait_open(0)
+    hook.close()  # twice is fine
+
+
+async def test_async_hooks_share_the_loop_pools_until_the_last_one_closes(
+    use_connection: UseConnection, emulator: AomEmulator, gate: StaleGate
+) -> None:
+    use_connection("aksk", host=gate.url)
+    first, second = AomAsyncHook(), AomAsyncHook()
+    await first.list_workflows(page=1, size=1)
+    await second.list_workflows(page=1, size=1)
+    assert gate.accepted == 1, "both hooks used the loop's one connection"
+    await first.aclose()
+    await second.list_workflows(page=1, size=1)
+    assert gate.accepted == 1 and gate.open == 1, "closing one hook left the other's connection open and pooled"
+    async with second:
+        await second.list_workflows(page=1, size=1)
+    await asyncio.to_thread(gate.wait_open, 0)
+    assert gate.open == 0, "the last hook to close closed the loop's sockets"
