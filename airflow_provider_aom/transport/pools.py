@@ -269,8 +269,9 @@ class _HostConnections:
 
     async def take(self, connect_timeout: float | None, *, fresh: bool = False) -> httpcore.AsyncHTTP11Connection:
         """The most recently used idle connection still usable, or (always when ``fresh``) a new one."""
-        if fresh and self.idle:
-            # The new socket replaces the least recently used idle one: still at most ``size`` sockets.
+        if fresh and self.idle and self.busy + len(self.idle) > self.size:
+            # In use (at most ``busy``, this request included) and idle would pass the cap with a new socket:
+            # it replaces the least recently used idle one.
             await self.idle.popleft().aclose()
         while self.idle and not fresh:
             connection = self.idle.pop()
@@ -386,11 +387,11 @@ class AsyncTransport:
             pools.leases.add(self)
         host = pools.hosts.get(key)
         if host is None:
-            host = _HostConnections(key, self.MAX_CONNECTIONS)
-            # A changed proxy or CA setting makes a new key: the old host's sockets are not used again.
-            for old in [k for k in pools.hosts if _same_host(k, key)]:
+            host = pools.hosts[key] = _HostConnections(key, self.MAX_CONNECTIONS)
+            # A changed proxy or CA setting makes a new key: the old host's sockets are not used again. (The
+            # new host is in place first, so a task that runs while this one awaits finds it.)
+            for old in [k for k in pools.hosts if k != key and _same_host(k, key)]:
                 await pools.hosts.pop(old).aclose()
-            pools.hosts[key] = host
         return host
 
     async def send(self, request: Request, deadline: float) -> ApiResponse:

@@ -226,3 +226,20 @@ def test_pools_left_open_are_closed_when_the_loop_ends(server: KeepAliveServer) 
     asyncio.run(main())
     assert server.wait_open(0)
     assert loops[0] not in pools._LOOP_POOLS
+
+
+@pytest.mark.parametrize("size", [1, 2])
+async def test_a_fresh_connection_keeps_the_host_within_its_socket_cap(
+    size: int, server: KeepAliveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With one slot, the submit's new socket replaces the idle one; with room, the idle one stays for reads."""
+    monkeypatch.setattr(AsyncTransport, "MAX_CONNECTIONS", size)
+    transport = AsyncTransport(TransportSettings(proxies={}))
+    try:
+        await transport.send(request(server.url), time.monotonic() + 5)
+        await transport.send(request(server.url, "POST", "/executions", idempotent=False), time.monotonic() + 5)
+        await transport.send(request(server.url), time.monotonic() + 5)
+        assert server.accepted == 2, "the submit got a new connection; the read after it reused one"
+        await _until(lambda: server.open == size)
+    finally:
+        await transport.aclose()
