@@ -38,7 +38,7 @@ from airflow_provider_aom.exceptions import (
     AomError,
     AomTransportError,
 )
-from airflow_provider_aom.execution_list import ExecutionBrief, since
+from airflow_provider_aom.execution_list import ExecutionBrief, ExecutionList, since
 from airflow_provider_aom.protocol import Identity
 from airflow_provider_aom.retry import may_have_happened
 from airflow_provider_aom.vocabulary import check_id
@@ -112,7 +112,7 @@ def in_window(executions: Iterable[ExecutionBrief], bounds: tuple[float, float])
     return sorted(found, key=lambda c: c.begin_time, reverse=True)
 
 
-def recent_executions(workflow_id: str, after: float, project_id: str | None = None) -> api.Call[api.ExecutionList]:
+def recent_executions(workflow_id: str, after: float, project_id: str | None = None) -> api.Call[ExecutionList]:
     """The list call for executions that may have begun after ``after`` (epoch seconds): only recent rows are kept."""
     floor_ms = int((after - LIST_LOOKBACK_SECONDS) * 1000)
     return api.list_executions(workflow_id, project_id, keep=since(floor_ms))
@@ -210,7 +210,7 @@ def start_execution(workflow_id: str, project_id: str | None = None) -> Plan[Sta
     settle_until = time.monotonic() + (2 * timeout if isinstance(cause, AomTransportError) else 0.0)
     while True:
         try:
-            executions: api.ExecutionList = yield listing
+            executions: ExecutionList = yield listing
         except AomError as exc:
             raise AomAmbiguousSubmitError(unreadable_message(workflow_id, cause, exc)) from None
         candidates = in_window(executions, window.bounds(executions.clock_offset, time.time()))
@@ -231,7 +231,7 @@ def earlier_execution(workflow_id: str, since: float, project_id: str | None = N
     For ``retry_from_failure`` below Airflow 3.3 (no task state store): ``since`` is when the task
     instance's first try started, so only an execution an earlier try can have started qualifies.
     """
-    executions: api.ExecutionList = yield recent_executions(workflow_id, since, project_id)
+    executions: ExecutionList = yield recent_executions(workflow_id, since, project_id)
     candidates = in_window(executions, (since - DATE_MARGIN, time.time() + DATE_MARGIN))
     if any(c.created_by for c in candidates):
         identity: Identity | None = yield Identify()

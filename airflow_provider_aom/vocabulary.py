@@ -227,6 +227,7 @@ def check_project_id(value: Any) -> str:
         raise _configuration_error(
             "project_id must be the 32-character project id from IAM (letters and digits only)."
         )
+    assert isinstance(value, str)
     return value
 
 
