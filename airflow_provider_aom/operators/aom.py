@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, ParamSpec, TypeVar
 
 from airflow.providers.common.compat.sdk import BaseOperator, ResumableJobMixin, conf
 
@@ -54,6 +55,28 @@ SUBMITTED_AT_KEY = "aom_submitted_at"
 OWNED_KEY = "aom_execution_owned"
 #: reuse_existing_run: running executions (newest first) whose detail is read before one is followed.
 REUSE_CANDIDATES = 3
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def closes_hook(method: Callable[P, R]) -> Callable[P, R]:
+    """Close the task's ``hook`` (its sockets) when ``method`` ends, however it ends (deferring too).
+
+    The hook stays usable: ``on_kill`` after the end, or a resumed task, opens new sockets.
+    """
+
+    @functools.wraps(method)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        finally:
+            hook = args[0].__dict__.get("hook")  # the cached_property, only if it was made
+            if hook is not None:
+                hook.close()
+
+    return run
 
 
 def first_try_started(context: Mapping[str, Any]) -> float:
@@ -254,6 +277,7 @@ class _AomExecutionWait(BaseOperator):
         except Exception as exc:  # best-effort: report the original problem, not this one
             self.log.warning("Could not terminate execution %s (%s): %s", execution_id, reason, exc)
 
+    @closes_hook
     def execute_complete(self, context: Context, event: dict[str, Any]) -> str:
         """Resume after the trigger: succeed, or fail with what happened."""
         execution_id = str(event.get("execution_id"))
@@ -395,6 +419,7 @@ class AomExecuteWorkflowOperator(ResumableJobMixin, _AomExecutionWait):
 
     # ------------------------------------------------------------------ execute
 
+    @closes_hook
     def execute(self, context: Context) -> str:
         global _durable_warned
         if self.durable and not _DURABLE_SUPPORTED and not _durable_warned:
@@ -614,6 +639,7 @@ class AomWorkflowNodeActionOperator(_AomExecutionWait):
         )
         self._owned = False
 
+    @closes_hook
     def execute(self, context: Context) -> str:
         from airflow_provider_aom.node_ops import node_action
 
@@ -673,19 +699,18 @@ class AomGetWorkflowExecutionOperator(BaseOperator):
         from airflow_provider_aom.execution import node_outputs, stored
         from airflow_provider_aom.hooks.aom import AomHook  # the HTTP stack: not at DAG-parse time
 
-        hook = AomHook(aom_conn_id=self.aom_conn_id)
-        detail = hook.get_execution(self.workflow_id, self.execution_id, self.project_id)
-        config = hook.config
-        url = console_url(
-            config.console_url, region=config.region, workflow_id=self.workflow_id, execution_id=self.execution_id
-        )
-        AomWorkflowExecutionLink.persist(context, url)
-        shown = stored(detail, self.max_detail_bytes, url)
-        context["ti"].xcom_push(key="node_outputs", value=node_outputs(shown))
-        self.log.info(
-            "Execution %s of AOM workflow %s is %s.", self.execution_id, self.workflow_id, escape(detail["status"], 32)
-        )
-        return shown
+        with AomHook(aom_conn_id=self.aom_conn_id) as hook:
+            detail = hook.get_execution(self.workflow_id, self.execution_id, self.project_id)
+            config = hook.config
+            url = console_url(
+                config.console_url, region=config.region, workflow_id=self.workflow_id, execution_id=self.execution_id
+            )
+            AomWorkflowExecutionLink.persist(context, url)
+            shown = stored(detail, self.max_detail_bytes, url)
+            context["ti"].xcom_push(key="node_outputs", value=node_outputs(shown))
+            status = escape(detail["status"], 32)
+            self.log.info("Execution %s of AOM workflow %s is %s.", self.execution_id, self.workflow_id, status)
+            return shown
 
 
 class AomSetWorkflowTriggerOperator(BaseOperator):
@@ -728,12 +753,14 @@ class AomSetWorkflowTriggerOperator(BaseOperator):
         from airflow_provider_aom.api import workflow_id_of
         from airflow_provider_aom.hooks.aom import AomHook  # the HTTP stack: not at DAG-parse time
 
-        hook = AomHook(aom_conn_id=self.aom_conn_id)
-        workflow_id = self.workflow_id or workflow_id_of(hook.find_workflow(str(self.workflow_name), self.project_id))
-        assert workflow_id is not None
-        hook.set_workflow_trigger(workflow_id, self.enable, self.project_id)
-        self.log.info("%s the trigger of AOM workflow %s.", "Enabled" if self.enable else "Disabled", workflow_id)
-        return workflow_id
+        with AomHook(aom_conn_id=self.aom_conn_id) as hook:
+            workflow_id = self.workflow_id or workflow_id_of(
+                hook.find_workflow(str(self.workflow_name), self.project_id)
+            )
+            assert workflow_id is not None
+            hook.set_workflow_trigger(workflow_id, self.enable, self.project_id)
+            self.log.info("%s the trigger of AOM workflow %s.", "Enabled" if self.enable else "Disabled", workflow_id)
+            return workflow_id
 
 
 class AomTerminateWorkflowExecutionOperator(BaseOperator):
@@ -770,14 +797,14 @@ class AomTerminateWorkflowExecutionOperator(BaseOperator):
     def execute(self, context: Context) -> None:
         from airflow_provider_aom.hooks.aom import AomHook  # the HTTP stack: not at DAG-parse time
 
-        hook = AomHook(aom_conn_id=self.aom_conn_id)
-        try:
-            hook.terminate_execution(self.workflow_id, self.execution_id, self.project_id)
-        except AomBadRequestError:
-            # AOM refuses to terminate an execution that already ended: that is not a failure here.
-            status = hook.get_execution(self.workflow_id, self.execution_id, self.project_id)["status"]
-            if StatusRules().outcome(status) is Outcome.RUNNING:
-                raise
-            self.log.info("Execution %s already ended as %s; nothing to terminate.", self.execution_id, status)
-            return
-        self.log.info("Terminated execution %s of AOM workflow %s.", self.execution_id, self.workflow_id)
+        with AomHook(aom_conn_id=self.aom_conn_id) as hook:
+            try:
+                hook.terminate_execution(self.workflow_id, self.execution_id, self.project_id)
+            except AomBadRequestError:
+                # AOM refuses to terminate an execution that already ended: that is not a failure here.
+                status = hook.get_execution(self.workflow_id, self.execution_id, self.project_id)["status"]
+                if StatusRules().outcome(status) is Outcome.RUNNING:
+                    raise
+                self.log.info("Execution %s already ended as %s; nothing to terminate.", self.execution_id, status)
+                return
+            self.log.info("Terminated execution %s of AOM workflow %s.", self.execution_id, self.workflow_id)

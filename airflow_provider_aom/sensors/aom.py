@@ -14,6 +14,7 @@ from airflow_provider_aom import DEFAULT_CONN_ID
 from airflow_provider_aom.escaping import escape
 from airflow_provider_aom.exceptions import AomError, AomExecutionFailedError, AomExecutionTimeoutError
 from airflow_provider_aom.links.aom import console_url
+from airflow_provider_aom.operators.aom import closes_hook
 from airflow_provider_aom.vocabulary import (
     DEFAULT_MAX_DETAIL_BYTES,
     EXECUTING_STATUS,
@@ -98,6 +99,7 @@ class AomWorkflowExecutionSensor(BaseSensorOperator):
 
         return StatusTracker(self.workflow_id, self.execution_id, self.rules, self.log)
 
+    @closes_hook
     def execute(self, context: Context) -> Any:
         if not self.deferrable:
             return super().execute(context)

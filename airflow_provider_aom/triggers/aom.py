@@ -161,12 +161,13 @@ class AomWorkflowExecutionTrigger(BaseTrigger):
             restarts=self.node_restarts,
             spread_first_poll=True,
         )
-        hook = self._hook()
         try:
-            ended = await hook.run(follow_execution(wait, tracker))
-            self.last_status = tracker.last
-            detail = await self._stored(hook, ended.detail) if ended.detail is not None else None
-            event = self._event(ended.end, ended.message, detail)
+            # Closed before the event goes out: the triggerer's other waits keep the loop's shared sockets.
+            async with self._hook() as hook:
+                ended = await hook.run(follow_execution(wait, tracker))
+                self.last_status = tracker.last
+                detail = await self._stored(hook, ended.detail) if ended.detail is not None else None
+                event = self._event(ended.end, ended.message, detail)
         except Exception as exc:
             # Whatever went wrong (a provider error, or a bug meeting an answer nobody foresaw), the
             # task must hear of it as an event: a raise would fail the trigger without a message.
@@ -192,7 +193,8 @@ class AomWorkflowExecutionTrigger(BaseTrigger):
             )
             return
         try:
-            await self._hook().terminate_execution(self.workflow_id, self.execution_id, self.project_id)
+            async with self._hook() as hook:
+                await hook.terminate_execution(self.workflow_id, self.execution_id, self.project_id)
             self.log.info("Terminated execution %s of workflow %s.", self.execution_id, self.workflow_id)
         except Exception as exc:  # best-effort: the kill itself must not fail
             self.log.warning("Could not terminate execution %s: %s", self.execution_id, exc)
@@ -367,47 +369,51 @@ class AomWorkflowExecutionEventTrigger(BaseEventTrigger):
         from airflow_provider_aom.hooks.aom import AomAsyncHook
         from airflow_provider_aom.watch import Watermark
 
-        hook = AomAsyncHook(aom_conn_id=self.aom_conn_id)
-        statuses = frozenset(s.lower() for s in self.statuses)
-        watermark = Watermark.from_json(await self._load())
-        workflow_id = self.workflow_id
-        while True:
-            events: list[TriggerEvent] = []
-            try:
-                if workflow_id is None:
-                    workflow_id = api.workflow_id_of(await hook.find_workflow(str(self.workflow_name), self.project_id))
-                    if workflow_id is None:  # find_workflow only answers workflows with a valid id
-                        raise AomConfigurationError(f"Workflow {escape(self.workflow_name, 64)} has no valid id.")
-                keep = Watermark.first_keep() if watermark is None else watermark.keep()
-                executions = await hook.list_executions(workflow_id, self.project_id, keep=keep)
-                offset = executions.clock_offset
-                if watermark is None:
-                    watermark = Watermark.begin(offset, executions, statuses)
-                    self.log.info(
-                        "Watching workflow %s for executions that reach %s.", escape(workflow_id, 64), sorted(statuses)
-                    )
-                    await self._save(watermark)
-                else:
-                    aom_now_ms = int((time.time() + (offset or 0.0)) * 1000)
-                    reported = watermark.new(executions, statuses, now_ms=aom_now_ms)
-                    events = [await self._event(hook, workflow_id, found) for found in reported]
-                    if events:
-                        # Kept before the events go out: a restart in between misses them rather than
-                        # reporting them twice (the watch promises no repeats).
+        # The loop's shared sockets are let go when the watch ends (the triggerer closes this generator).
+        async with AomAsyncHook(aom_conn_id=self.aom_conn_id) as hook:
+            statuses = frozenset(s.lower() for s in self.statuses)
+            watermark = Watermark.from_json(await self._load())
+            workflow_id = self.workflow_id
+            while True:
+                events: list[TriggerEvent] = []
+                try:
+                    if workflow_id is None:
+                        found = await hook.find_workflow(str(self.workflow_name), self.project_id)
+                        workflow_id = api.workflow_id_of(found)
+                        if workflow_id is None:  # find_workflow only answers workflows with a valid id
+                            raise AomConfigurationError(f"Workflow {escape(self.workflow_name, 64)} has no valid id.")
+                    keep = Watermark.first_keep() if watermark is None else watermark.keep()
+                    executions = await hook.list_executions(workflow_id, self.project_id, keep=keep)
+                    offset = executions.clock_offset
+                    if watermark is None:
+                        watermark = Watermark.begin(offset, executions, statuses)
+                        self.log.info(
+                            "Watching workflow %s for executions that reach %s.",
+                            escape(workflow_id, 64),
+                            sorted(statuses),
+                        )
                         await self._save(watermark)
-            except Exception as exc:  # a watch outlives a bad answer, or a bug meeting one: the next poll may do
-                reason = str(exc) if isinstance(exc, AomError) else f"{type(exc).__name__}: {escape(exc)}"
-                self.log.warning(
-                    "Watching workflow %s: %s; trying again at the next poll.",
-                    escape(workflow_id or self.workflow_name, 64),
-                    reason,
-                )
-            for event in events:
-                self.log.info(
-                    "Execution %s of workflow %s is %s.",
-                    escape(event.payload["execution_id"], 64),
-                    escape(workflow_id, 64),
-                    escape(event.payload["status"], 32),
-                )
-                yield event
-            await asyncio.sleep(self.poll_interval)
+                    else:
+                        aom_now_ms = int((time.time() + (offset or 0.0)) * 1000)
+                        reported = watermark.new(executions, statuses, now_ms=aom_now_ms)
+                        events = [await self._event(hook, workflow_id, found) for found in reported]
+                        if events:
+                            # Kept before the events go out: a restart in between misses them rather than
+                            # reporting them twice (the watch promises no repeats).
+                            await self._save(watermark)
+                except Exception as exc:  # a watch outlives a bad answer, or a bug meeting one: the next poll may do
+                    reason = str(exc) if isinstance(exc, AomError) else f"{type(exc).__name__}: {escape(exc)}"
+                    self.log.warning(
+                        "Watching workflow %s: %s; trying again at the next poll.",
+                        escape(workflow_id or self.workflow_name, 64),
+                        reason,
+                    )
+                for event in events:
+                    self.log.info(
+                        "Execution %s of workflow %s is %s.",
+                        escape(event.payload["execution_id"], 64),
+                        escape(workflow_id, 64),
+                        escape(event.payload["status"], 32),
+                    )
+                    yield event
+                await asyncio.sleep(self.poll_interval)
