@@ -13,17 +13,32 @@ workflow, rejected credentials, invalid request) also derive from
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 
 from airflow_provider_aom.escaping import escape
+
+E = TypeVar("E", bound="AomError")
 
 
 class AomError(AirflowException):
     """Base class of every error raised by the AOM provider."""
 
     #: True when the failure happened before the request it was for was sent (e.g. while getting an IAM
-    #: token for it): such a request provably started nothing.
+    #: token for it): such a request provably started nothing. Set only on the copy :meth:`not_sent` makes.
     before_send: bool = False
+
+    def not_sent(self: E) -> E:
+        """This error, as the failure of a request that provably never left (getting its IAM token failed).
+
+        A new error of the same class, message and fields; the original (the token request's own
+        failure) is left as it was.
+        """
+        clone = type(self).__new__(type(self), *self.args)
+        clone.__dict__.update(self.__dict__)
+        clone.before_send = True
+        return clone.with_traceback(self.__traceback__)
 
 
 class AomConfigurationError(AomError, AirflowFailException):

@@ -7,15 +7,18 @@ uses) runs them over :mod:`~airflow_provider_aom.transport`. So authentication
 (AK/SK signing, IAM tokens with renewal on 401), project-id discovery, the
 identity lookup and header rules exist in one place.
 
-A flow yields two kinds of step:
+A flow yields three kinds of step, and these are all a hook ever performs (the calls and plans
+above them are expanded into the same steps by :mod:`~airflow_provider_aom.call_flow`):
 
-* :class:`~airflow_provider_aom.wire.HttpRequest`: send it and ``send()`` back an
-  :class:`~airflow_provider_aom.wire.ApiResponse` (or ``throw()`` an
-  :class:`~airflow_provider_aom.exceptions.AomTransportError`).
+* :class:`Send`: send ``request`` by ``deadline`` and ``send()`` back an
+  :class:`~airflow_provider_aom.wire.ApiResponse` (or ``throw()`` the failure).
 * :class:`FetchToken`: return a valid :class:`IamToken` for ``key``. The driver
   checks the shared cache under its own lock type (a thread lock or an asyncio
   lock) and only sends ``http`` when no fresh token is cached, so concurrent
-  callers make a single IAM call.
+  callers make a single IAM call. A failure is thrown back, and the flow raises it
+  as :meth:`~airflow_provider_aom.exceptions.AomError.not_sent`: the request the
+  token was for never left.
+* :class:`~airflow_provider_aom.api.Pause`: wait that many seconds.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from airflow_provider_aom import api
-from airflow_provider_aom.api import ApiRequest
+from airflow_provider_aom.api import ApiRequest, Pause
 from airflow_provider_aom.auth.signer import sign_headers
 from airflow_provider_aom.auth.tokens import TOKEN_CACHE, IamToken, TokenCache, cache_key
 from airflow_provider_aom.config import AomConnectionConfig
@@ -44,13 +47,24 @@ T = TypeVar("T")
 
 
 @dataclass(frozen=True)
+class Send:
+    """Send ``request``; the exchange ends by ``deadline`` (``time.monotonic()``) at the latest."""
+
+    request: HttpRequest[ApiRequest]
+    deadline: float
+
+
+@dataclass(frozen=True)
 class FetchToken:
+    """A valid IAM token for ``key`` (from the cache, or by sending ``http`` by ``deadline``)."""
+
     key: str
     http: HttpRequest[ApiRequest]
+    deadline: float
 
 
-Step = HttpRequest[ApiRequest] | FetchToken
-#: A protocol flow that ends by returning a ``T``.
+Step = Send | FetchToken | Pause
+#: A flow that ends by returning a ``T``: the only thing a hook interprets.
 Flow = Generator[Step, Any, T]
 
 
@@ -94,8 +108,8 @@ class AomProtocol:
 
     # ------------------------------------------------------------------ flows
 
-    def call(self, request: ApiRequest, project_id: str | None) -> Flow[ApiResponse]:
-        """Send ``request`` authenticated; with password auth, a 401 renews the token and resends once.
+    def call(self, request: ApiRequest, project_id: str | None, deadline: float) -> Flow[ApiResponse]:
+        """Send ``request`` authenticated by ``deadline``; with password auth, a 401 renews the token and resends once.
 
         Resending after a 401 is safe even for the execute POST: the gateway
         rejected the token before the request reached AOM.
@@ -103,8 +117,8 @@ class AomProtocol:
         for attempt in (1, 2):
             token = None
             if self.config.auth_type == "password":
-                token = yield FetchToken(self._token_key, self._token_request())
-            response: ApiResponse = yield self.prepare(request, project_id, token)
+                token = yield from self.token(deadline)
+            response: ApiResponse = yield Send(self.prepare(request, project_id, token), deadline)
             if response.status == 401 and token is not None and attempt == 1:
                 self.token_cache.invalidate(self._token_key, token.value)
                 continue
@@ -119,13 +133,21 @@ class AomProtocol:
             return self.config.project_id
         return RESOLVED.project_ids.get(self._identity_key()) or None
 
-    def project_id(self, override: str | None = None) -> Flow[str]:
+    def token(self, deadline: float) -> Flow[IamToken]:
+        """The connection's IAM token (password auth); a failure is that of a request never sent."""
+        try:
+            token: IamToken = yield FetchToken(self._token_key, self._token_request(), deadline)
+        except AomError as exc:
+            raise exc.not_sent() from None
+        return token
+
+    def project_id(self, override: str | None, deadline: float) -> Flow[str]:
         """The project id: the argument, the connection's, or resolved once from IAM."""
         known = self.known_project_id(override)
         if known:
             return known
         if self.config.auth_type == "password":
-            token: IamToken = yield FetchToken(self._token_key, self._token_request())
+            token = yield from self.token(deadline)
             if not token.project_id:
                 raise AomConfigurationError(
                     f"Connection {self.config.conn_id!r} (auth_type password): the IAM token names no "
@@ -140,13 +162,13 @@ class AomProtocol:
                     "extra.project_id, or extra.region to look it up."
                 )
             request = api.list_projects(region)
-            response = yield from self.call(request, None)
+            response = yield from self.call(request, None, deadline)
             project = api.parse_project_id(response, request, region)
         with RESOLVED.lock:
             RESOLVED.project_ids[self._identity_key()] = project
         return project
 
-    def identity(self) -> Flow[Identity | None]:
+    def identity(self, deadline: float) -> Flow[Identity | None]:
         """The IAM user the connection acts as, or None when it cannot be known.
 
         ``extra.user_name`` when set; else from IAM, with calls any user may make about itself:
@@ -162,21 +184,23 @@ class AomProtocol:
         if key in RESOLVED.identities:
             return RESOLVED.identities[key]
         names: set[str | None] = set()
+        if config.auth_type == "password":
+            # Outside the try: a token that cannot be had fails the step (as any call would), it is not
+            # an unknown user.
+            token = yield from self.token(deadline)
+            names.update((token.user_name, token.user_id))
         try:
-            if config.auth_type == "password":
-                token: IamToken = yield FetchToken(self._token_key, self._token_request())
-                names.update((token.user_name, token.user_id))
-            elif config.auth_type == "token":
+            if config.auth_type == "token":
                 request = api.verify_token(config.token or "")
-                response = yield from self.call(request, None)
+                response = yield from self.call(request, None, deadline)
                 names.update(api.parse_token_user(response, request))
-            elif not config.security_token:
+            elif config.auth_type == "aksk" and not config.security_token:
                 request = api.get_credential(config.access_key or "")
-                response = yield from self.call(request, None)
+                response = yield from self.call(request, None, deadline)
                 user_id = api.parse_credential_user_id(response, request)
                 names.add(user_id)
                 request = api.get_user(user_id)
-                response = yield from self.call(request, None)
+                response = yield from self.call(request, None, deadline)
                 names.update(api.parse_user(response, request))
         except AomError as exc:
             log.warning("Could not look up the IAM user of connection %r (%s).", config.conn_id, exc)

@@ -49,7 +49,7 @@ LAYERS = {
     "requests": "bare requests.Session GET + raise_for_status + .json()",
     "httpcore": "bare httpcore.ConnectionPool request + status check + json.loads",
     "transport": "hook._send(prepared request): the hook's transport (deadline, byte cap) + check + parse",
-    "flow": "+ protocol.call flow driven by hook._run (auth headers / signing, 401 handling)",
+    "flow": "+ protocol.call flow driven by hook._drive (auth headers / signing, 401 handling)",
     "build": "+ api.get_execution call building (id checks, quoting, the request)",
     "hook": "+ project id, retry schedule and retry loop: AomHook.get_execution",
 }
@@ -173,13 +173,13 @@ def main() -> int:
                 return api.parse_execution(api.check_success(hook._send(prepared, far()), request), request)
 
             def flow() -> Any:
-                response = hook._run(hook.protocol.call(request, PROJECT_ID), far())
+                response = hook._drive(hook.protocol.call(request, PROJECT_ID, far()))
                 return api.parse_execution(api.check_success(response, request), request)
 
             def build() -> Any:
                 call = api.get_execution(WORKFLOW, execution_id)
                 built = call.request(PROJECT_ID)
-                response = hook._run(hook.protocol.call(built, PROJECT_ID), far())
+                response = hook._drive(hook.protocol.call(built, PROJECT_ID, far()))
                 return call.parse(api.check_success(response, built), built)
 
             sides: dict[str, Callable[[], Any]] = {"requests": bare_requests, "httpcore": bare_httpcore}

@@ -2,10 +2,10 @@
 
 Both hooks offer the same calls, declared once as :class:`verb` entries on their shared base:
 ``AomHook().get_execution(...)`` returns the detail, ``await AomAsyncHook().get_execution(...)``
-too. Underneath, both drive the same protocol flows (:mod:`~airflow_provider_aom.protocol`)
-and plans (:data:`~airflow_provider_aom.api.Plan`) over the same transport rules
-(:mod:`~airflow_provider_aom.transport`) with the same retry schedule
-(:mod:`~airflow_provider_aom.retry`); only the way they wait differs.
+too. Underneath, a call or a plan becomes one flow of three kinds of step (send, fetch a token,
+pause: :mod:`~airflow_provider_aom.call_flow` over :mod:`~airflow_provider_aom.protocol`), and each
+hook has one interpreter of those steps (``_drive``) over the same transport rules
+(:mod:`~airflow_provider_aom.transport`); only the way they wait differs.
 
 Every call takes an optional ``deadline`` (epoch seconds, ``time.time()`` scale): the call,
 retries included, ends by then. Without one it ends within ``retry_total`` seconds; each HTTP
@@ -27,14 +27,13 @@ from urllib.parse import urlsplit
 
 from airflow.providers.common.compat.sdk import BaseHook, mask_secret
 
-from airflow_provider_aom import CONN_TYPE, DEFAULT_CONN_ID, api, node_ops, submit
-from airflow_provider_aom.api import ApiRequest, Call, Identify, Pause, Plan, Settings
+from airflow_provider_aom import CONN_TYPE, DEFAULT_CONN_ID, api, call_flow, node_ops, submit
+from airflow_provider_aom.api import ApiRequest, Call, Plan
 from airflow_provider_aom.auth.tokens import parse_token_response
 from airflow_provider_aom.config import AomConnectionConfig
 from airflow_provider_aom.escaping import escape
-from airflow_provider_aom.exceptions import AomError, AomTransportError
-from airflow_provider_aom.protocol import AomProtocol, FetchToken, Flow
-from airflow_provider_aom.retry import RetrySchedule, is_safe_to_resend, is_transient
+from airflow_provider_aom.exceptions import AomError
+from airflow_provider_aom.protocol import AomProtocol, FetchToken, Flow, Send
 from airflow_provider_aom.wire import ApiResponse, HttpRequest
 
 if TYPE_CHECKING:
@@ -45,17 +44,6 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 P = ParamSpec("P")
-
-
-def _monotonic(deadline: float | None) -> float | None:
-    """An epoch-seconds deadline on the monotonic clock (what the transport and retries count with)."""
-    return None if deadline is None else time.monotonic() + (deadline - time.time())
-
-
-def _schedule(config: AomConnectionConfig, call: Call[Any], request: ApiRequest) -> RetrySchedule:
-    """The retries of one call: transient failures of a read; only provably unsent failures of anything else."""
-    retryable = is_transient if request.idempotent else is_safe_to_resend
-    return RetrySchedule(config.retry, retryable=retryable, deadline=_monotonic(call.deadline))
 
 
 def _host(request: HttpRequest[ApiRequest]) -> str:
@@ -193,11 +181,7 @@ class AomHook(_AomBaseHook):
 
     def get_project_id(self, project_id: str | None = None, *, deadline: float | None = None) -> str:
         """The project id to use: ``project_id``, the connection's, or resolved from IAM once."""
-        known = self.protocol.known_project_id(project_id)
-        if known:
-            return known
-        schedule = RetrySchedule(self.config.retry, deadline=_monotonic(deadline))
-        return self._retrying(schedule, lambda: self._run(self.protocol.project_id(project_id), schedule.deadline))
+        return self._drive(call_flow.project_id(self.protocol, project_id, deadline))
 
     def execute_workflow(self, workflow_id: str, project_id: str | None = None) -> str:
         """Start an execution of ``workflow_id``; returns its ``execution_id`` (see :meth:`start_execution`)."""
@@ -221,75 +205,33 @@ class AomHook(_AomBaseHook):
 
     def perform(self, call: Call[T]) -> T:
         """Make one call: resolve the project, send with retries as the call allows, parse the answer."""
-        project = self.get_project_id(call.project_id, deadline=call.deadline)
-        request = call.request(project)
-        schedule = _schedule(self.config, call, request)
-
-        def attempt() -> T:
-            response = self._run(self.protocol.call(request, project), schedule.deadline)
-            return call.parse(api.check_success(response, request), request)
-
-        return self._retrying(schedule, attempt)
+        return self._drive(call_flow.perform(self.protocol, call))
 
     def run(self, plan: Plan[T]) -> T:
         """Run a plan: each call it yields is performed, each pause slept, and the outcome sent back."""
-        try:
-            step = next(plan)
-            while True:
-                try:
-                    if isinstance(step, Pause):
-                        time.sleep(step.seconds)
-                        result: Any = None
-                    elif isinstance(step, Identify):
-                        result = self._run(self.protocol.identity(), time.monotonic() + self.config.retry.total)
-                    elif isinstance(step, Settings):
-                        result = self.config
-                    else:
-                        result = self.perform(step)
-                except AomError as exc:
-                    step = plan.throw(exc)
-                else:
-                    step = plan.send(result)
-        except StopIteration as stop:
-            outcome: T = stop.value
-            return outcome
+        return self._drive(call_flow.run(self.protocol, plan))
 
-    @staticmethod
-    def _retrying(schedule: RetrySchedule, attempt: Callable[[], T]) -> T:
-        while True:
-            try:
-                return attempt()
-            except AomError as exc:
-                pause = schedule.pause_after(exc)
-                if pause is None:
-                    raise
-                time.sleep(pause)
-
-    # ------------------------------------------------------------------ protocol flows
-
-    def _run(self, flow: Flow[T], deadline: float) -> T:
-        """Drive a protocol flow; every exchange ends by ``deadline`` (monotonic)."""
+    def _drive(self, flow: Flow[T]) -> T:
+        """The sync interpreter: perform each step of ``flow`` (blocking) and hand back its result or failure."""
         try:
             step = next(flow)
             while True:
-                if isinstance(step, FetchToken):
-                    try:
-                        token = self._token(step, deadline)
-                    except AomError as exc:
-                        # A token is fetched before each send: the request it was for never left.
-                        exc.before_send = True
-                        raise
-                    step = flow.send(token)
-                    continue
                 try:
-                    response = self._send(step, deadline)
-                except AomTransportError as exc:
+                    result: Any
+                    if isinstance(step, Send):
+                        result = self._send(step.request, step.deadline)
+                    elif isinstance(step, FetchToken):
+                        result = self._token(step, step.deadline)
+                    else:
+                        time.sleep(step.seconds)
+                        result = None
+                except AomError as exc:
                     step = flow.throw(exc)
                 else:
-                    step = flow.send(response)
+                    step = flow.send(result)
         except StopIteration as stop:
-            result: T = stop.value
-            return result
+            outcome: T = stop.value
+            return outcome
 
     def _token(self, step: FetchToken, deadline: float) -> IamToken:
         cache = self.protocol.token_cache
@@ -374,87 +316,40 @@ class AomAsyncHook(_AomBaseHook):
     # ------------------------------------------------------------------ public API
 
     async def get_project_id(self, project_id: str | None = None, *, deadline: float | None = None) -> str:
-        protocol = await self._get_protocol()
-        known = protocol.known_project_id(project_id)
-        if known:
-            return known
-        schedule = RetrySchedule(protocol.config.retry, deadline=_monotonic(deadline))
-        return await self._retrying(schedule, lambda: self._run(protocol.project_id(project_id), schedule.deadline))
+        """The project id to use, as :meth:`AomHook.get_project_id` says."""
+        return await self._drive(call_flow.project_id(await self._get_protocol(), project_id, deadline))
 
     # ------------------------------------------------------------------ calls and plans
 
     async def perform(self, call: Call[T]) -> T:
         """Make one call, as :meth:`AomHook.perform` does."""
-        protocol = await self._get_protocol()
-        project = await self.get_project_id(call.project_id, deadline=call.deadline)
-        request = call.request(project)
-        schedule = _schedule(protocol.config, call, request)
-
-        async def attempt() -> T:
-            response = await self._run(protocol.call(request, project), schedule.deadline)
-            return call.parse(api.check_success(response, request), request)
-
-        return await self._retrying(schedule, attempt)
+        return await self._drive(call_flow.perform(await self._get_protocol(), call))
 
     async def run(self, plan: Plan[T]) -> T:
         """Run a plan, as :meth:`AomHook.run` does."""
-        protocol = await self._get_protocol()
-        try:
-            step = next(plan)
-            while True:
-                try:
-                    if isinstance(step, Pause):
-                        await asyncio.sleep(step.seconds)
-                        result: Any = None
-                    elif isinstance(step, Identify):
-                        result = await self._run(protocol.identity(), time.monotonic() + protocol.config.retry.total)
-                    elif isinstance(step, Settings):
-                        result = protocol.config
-                    else:
-                        result = await self.perform(step)
-                except AomError as exc:
-                    step = plan.throw(exc)
-                else:
-                    step = plan.send(result)
-        except StopIteration as stop:
-            outcome: T = stop.value
-            return outcome
+        return await self._drive(call_flow.run(await self._get_protocol(), plan))
 
-    @staticmethod
-    async def _retrying(schedule: RetrySchedule, attempt: Callable[[], Coroutine[Any, Any, T]]) -> T:
-        while True:
-            try:
-                return await attempt()
-            except AomError as exc:
-                pause = schedule.pause_after(exc)
-                if pause is None:
-                    raise
-                await asyncio.sleep(pause)
-
-    # ------------------------------------------------------------------ protocol flows
-
-    async def _run(self, flow: Flow[T], deadline: float) -> T:
-        """Drive a protocol flow on the loop (the same flows as the sync hook)."""
+    async def _drive(self, flow: Flow[T]) -> T:
+        """The async interpreter: the same steps as :meth:`AomHook._drive`, awaited on the loop."""
         try:
             step = next(flow)
             while True:
-                if isinstance(step, FetchToken):
-                    try:
-                        token = await self._token(step, deadline)
-                    except AomError as exc:
-                        exc.before_send = True
-                        raise
-                    step = flow.send(token)
-                    continue
                 try:
-                    response = await self._send(step, deadline)
-                except AomTransportError as exc:
+                    result: Any
+                    if isinstance(step, Send):
+                        result = await self._send(step.request, step.deadline)
+                    elif isinstance(step, FetchToken):
+                        result = await self._token(step, step.deadline)
+                    else:
+                        await asyncio.sleep(step.seconds)
+                        result = None
+                except AomError as exc:
                     step = flow.throw(exc)
                 else:
-                    step = flow.send(response)
+                    step = flow.send(result)
         except StopIteration as stop:
-            result: T = stop.value
-            return result
+            outcome: T = stop.value
+            return outcome
 
     async def _token(self, step: FetchToken, deadline: float) -> IamToken:
         from asgiref.sync import sync_to_async

@@ -31,7 +31,7 @@ from airflow_provider_aom.config import AomConnectionConfig
 from airflow_provider_aom.emulator import AomEmulator, EmulatorConfig, default_workflows
 from airflow_provider_aom.exceptions import AomAuthenticationError
 from airflow_provider_aom.hooks.aom import AomHook
-from airflow_provider_aom.protocol import FetchToken
+from airflow_provider_aom.protocol import FetchToken, Send
 from airflow_provider_aom.wire import ApiResponse
 from tests.conftest import AUTH_MODES, QUICK_WORKFLOWS, UseConnection, connection_exporter, reset_client_state
 from tests.dags.dagrun import AIRFLOW_3, load_test_dag, run, task_states
@@ -272,7 +272,7 @@ def test_reprs_hold_no_secret(mode: str, secret_connection: Any, vault: AomEmula
 def test_iam_token_request_repr_holds_no_password(secret_connection: Any) -> None:
     secret_connection("password")
     http = AomHook().protocol._token_request()
-    text = "\n".join([repr(http), repr(http.api), repr(FetchToken("key", http))])
+    text = "\n".join([repr(http), repr(http.api), repr(FetchToken("key", http, 0.0)), repr(Send(http, 0.0))])
     assert IAM_PASSWORD not in text
 
 

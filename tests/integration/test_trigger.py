@@ -17,7 +17,8 @@ from tests.conftest import LogText, UseConnection
 async def first_event(trigger: AomWorkflowExecutionTrigger) -> dict[str, Any]:
     events = [event async for event in trigger.run()]
     assert len(events) == 1, "a trigger yields exactly one event"
-    return events[0].payload
+    payload: dict[str, Any] = events[0].payload
+    return payload
 
 
 def round_trip(trigger: AomWorkflowExecutionTrigger) -> AomWorkflowExecutionTrigger:
@@ -29,7 +30,9 @@ def round_trip(trigger: AomWorkflowExecutionTrigger) -> AomWorkflowExecutionTrig
     kwargs = json.loads(json.dumps(kwargs))  # JSON-only kwargs survive the database
     module, _, name = path.rpartition(".")
     cls = getattr(importlib.import_module(module), name)
-    return cls(**kwargs)
+    rebuilt = cls(**kwargs)
+    assert isinstance(rebuilt, AomWorkflowExecutionTrigger)
+    return rebuilt
 
 
 @pytest.fixture
@@ -328,14 +331,14 @@ async def test_unexpected_exception_ends_in_an_error_event(
     use_connection: UseConnection, workflows: AomEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A bug meeting an unforeseen answer must reach the task as an event with a message, not as a raise."""
-    from airflow_provider_aom.hooks.aom import AomAsyncHook
+    from airflow_provider_aom import call_flow
 
-    async def broken(*args: Any, **kwargs: Any) -> Any:
+    def broken(*args: Any, **kwargs: Any) -> Any:
         raise TypeError("unsupported operand\r\n[error] forged line")
 
     use_connection("aksk")
-    # Every call of the wait goes through perform (the plan yields its status reads to the hook).
-    monkeypatch.setattr(AomAsyncHook, "perform", broken)
+    # Every call of the wait's plan is performed through call_flow.perform (in either hook).
+    monkeypatch.setattr(call_flow, "perform", broken)
     event = await first_event(AomWorkflowExecutionTrigger(workflow_id="wf-quick", execution_id="e-1"))
     assert event["status"] == "error"
     assert "TypeError: unsupported operand" in event["message"]
