@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TypedDict
 
 import pytest
 
@@ -48,6 +49,13 @@ with create_session() as s:
     events = [e.extra.get("payload", {{}}).get("execution_id") for e in s.query(AssetEvent)]
 print(json.dumps({{"runs": runs, "events": events}}))
 """
+
+
+class RunsAndEvents(TypedDict):
+    """What RUNS_SCRIPT prints: the example DAG's runs and each asset event's execution id."""
+
+    runs: list[dict[str, object]]
+    events: list[str | None]
 
 
 @pytest.fixture
@@ -95,10 +103,11 @@ def test_each_new_execution_runs_the_watching_dag_exactly_once(cluster: tuple[di
     # The watch has begun once the triggerer has read the list twice (the first read sets the watermark).
     wait_for(lambda: list_calls(emulator) >= 2, 120, "the watcher to poll", interval=POLL)
 
-    def state() -> dict[str, list[dict[str, object]]]:
-        return dict(json.loads(in_airflow(env, RUNS_SCRIPT).strip().splitlines()[-1]))
+    def state() -> RunsAndEvents:
+        printed: RunsAndEvents = json.loads(in_airflow(env, RUNS_SCRIPT).strip().splitlines()[-1])
+        return printed
 
-    def finished_runs(count: int) -> dict[str, list[dict[str, object]]] | None:
+    def finished_runs(count: int) -> RunsAndEvents | None:
         now = state()
         done = [r for r in now["runs"] if r["state"] in ("success", "failed")]
         return now if len(done) >= count else None

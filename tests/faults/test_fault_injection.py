@@ -40,7 +40,7 @@ from airflow_provider_aom.exceptions import (
     AomThrottledError,
 )
 from airflow_provider_aom.hooks.aom import AomHook
-from airflow_provider_aom.wire import HttpRequest
+from airflow_provider_aom.wire import ApiResponse, HttpRequest, RequestFacts
 from tests.conftest import UseConnection
 from tests.dags.dagrun import load_test_dag, run, task_states, xcom
 from tests.faults import DELAY, DELAY_TIMEOUT, FAST, executions_path, fault_classes, logged, settle, status_path
@@ -276,7 +276,7 @@ def test_refused_connection_is_resent(
     real_send = hook.transport.send
     calls: list[str] = []
 
-    def first_attempt_refused(request: HttpRequest, deadline: float) -> Any:
+    def first_attempt_refused(request: HttpRequest[RequestFacts], deadline: float) -> ApiResponse:
         calls.append(request.url)
         if len(calls) == 1:
             parts = urlsplit(request.url)

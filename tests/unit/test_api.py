@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from airflow_provider_aom import api
+from airflow_provider_aom import api, vocabulary
 from airflow_provider_aom.exceptions import (
     AomAuthenticationError,
     AomConfigurationError,
@@ -72,7 +72,7 @@ def documented_valid(value: str) -> bool:
 
 @given(st.text(max_size=70))
 def test_ids_are_accepted_exactly_when_the_rule_says(value: str) -> None:
-    assert api.is_valid_id(value) == documented_valid(value)
+    assert vocabulary.is_valid_id(value) == documented_valid(value)
 
 
 @given(st.text(min_size=1, max_size=64).filter(documented_valid))

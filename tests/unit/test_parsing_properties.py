@@ -28,7 +28,7 @@ import requests
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
-from airflow_provider_aom import api
+from airflow_provider_aom import api, vocabulary
 from airflow_provider_aom.auth.tokens import parse_token_response
 from airflow_provider_aom.config import AomConnectionConfig
 from airflow_provider_aom.exceptions import (
@@ -254,7 +254,7 @@ def test_ids_are_refused_or_become_one_segment(workflow_id: str, execution_id: s
 @example(value=PROJECT + "\n")  # "$" would match before a trailing newline; the check must not
 def test_project_id_is_accepted_only_when_it_is_32_letters_or_digits(value: str) -> None:
     try:
-        accepted = api.check_project_id(value)
+        accepted = vocabulary.check_project_id(value)
     except AomConfigurationError:
         assert not re.fullmatch(r"[A-Za-z0-9]{32}", value)
     else:

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from airflow_provider_aom import retry
-from airflow_provider_aom.api import ApiRequest, ApiResponse, error_from_response
+from airflow_provider_aom.api import ApiRequest, error_from_response
 from airflow_provider_aom.exceptions import (
     AomApiError,
     AomConfigurationError,
@@ -28,6 +28,7 @@ from airflow_provider_aom.exceptions import (
     error_for_status,
 )
 from airflow_provider_aom.retry import RetryPolicy, RetrySchedule, is_safe_to_resend, is_transient, may_have_happened
+from airflow_provider_aom.wire import ApiResponse
 
 REQUEST = ApiRequest("POST", "/v1/p/cms/workflow/wf/executions", "Execute AOM workflow 'wf'", idempotent=False)
 
@@ -384,12 +385,13 @@ def test_pauses_never_outlast_the_budget_or_the_attempts(
             if isinstance(failure, float):  # an attempt that took this long
                 clock.now += failure
                 continue
-            exc = {
+            makers: dict[str, Callable[[], AomError]] = {
                 "transport": lambda: sent(True),
                 "503": lambda: api_error(503),
                 "429": lambda: api_error(429),
                 "429-after": lambda: api_error(429, retry_after=4.0),
-            }[failure]()
+            }
+            exc = makers[failure]()
             pause = schedule.pause_after(exc)
             if pause is None:
                 break

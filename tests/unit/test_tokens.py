@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from airflow_provider_aom.api import ApiRequest, ApiResponse
+from airflow_provider_aom.api import ApiRequest
 from airflow_provider_aom.auth import tokens
 from airflow_provider_aom.auth.tokens import (
     MAX_TOKEN_LENGTH,
@@ -38,6 +38,7 @@ from airflow_provider_aom.exceptions import (
     AomServerError,
     AomThrottledError,
 )
+from airflow_provider_aom.wire import ApiResponse
 
 T0 = datetime(2030, 1, 1, 12, 0, tzinfo=timezone.utc)
 SECRET = "MIIsecret-subject-token-0123456789abcdefXYZ"
