@@ -119,7 +119,7 @@ class Pause:
 
 @dataclass(frozen=True)
 class Identify:
-    """A plan step: the connection's IAM user (:meth:`~airflow_provider_aom.protocol.AomProtocol.identity`)."""
+    """A plan step: the connection's IAM user (:meth:`~airflow_provider_aom.auth_flow.AomProtocol.identity`)."""
 
 
 @dataclass(frozen=True)
@@ -525,6 +525,7 @@ def parse_execution_list(response: ApiResponse, request: ApiRequest) -> Executio
             reader = ExecutionListReader(request.action, request_id=response.request_id)
         reader.feed(bytes(response.body))
         listing = reader.close()
+        assert isinstance(listing, ExecutionList)
     return dataclasses.replace(listing, clock_offset=offset)
 
 

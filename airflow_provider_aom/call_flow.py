@@ -1,12 +1,12 @@
 """How a :class:`~airflow_provider_aom.api.Call` or a :data:`~airflow_provider_aom.api.Plan` becomes a hook's steps.
 
-A hook performs three kinds of step only (:data:`~airflow_provider_aom.protocol.Step`): send a
+A hook performs three kinds of step only (:data:`~airflow_provider_aom.auth_flow.Step`): send a
 request, fetch an IAM token, pause. Everything between them is decided here, once, for the sync
 and the async hook alike, without I/O:
 
 * :func:`perform`: one call: its project id (resolved once), the request, the retries the call
   allows (:mod:`~airflow_provider_aom.retry`: transient failures of a read; only provably unsent
-  failures of anything else), each attempt's authentication (:mod:`~airflow_provider_aom.protocol`),
+  failures of anything else), each attempt's authentication (:mod:`~airflow_provider_aom.auth_flow`),
   and the parse of the answer.
 * :func:`run`: a plan: each call it yields is performed, each pause passed on, its ``Identify``
   and ``Settings`` steps answered, and each failure thrown back into it.
@@ -21,8 +21,8 @@ from typing import Any, TypeVar
 
 from airflow_provider_aom import api
 from airflow_provider_aom.api import Call, Identify, Pause, Plan, Settings
+from airflow_provider_aom.auth_flow import AomProtocol, Flow
 from airflow_provider_aom.exceptions import AomError
-from airflow_provider_aom.protocol import AomProtocol, Flow
 from airflow_provider_aom.retry import RetrySchedule, is_safe_to_resend, is_transient
 
 T = TypeVar("T")

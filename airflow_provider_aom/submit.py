@@ -11,7 +11,7 @@ candidate only when
   list answer's ``Date`` header; without one, the connection's ``submit_clock_skew`` widens
   the window around the local clock instead;
 * it was not created by someone else: when AOM reports ``created_by`` and the connection's
-  IAM user is known (:meth:`~airflow_provider_aom.protocol.AomProtocol.identity`), they must
+  IAM user is known (:meth:`~airflow_provider_aom.auth_flow.AomProtocol.identity`), they must
   match.
 
 Exactly one candidate is adopted. It is *owned* (the task may terminate it at its deadline or
@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 from airflow_provider_aom import api
 from airflow_provider_aom.api import Identify, Pause, Plan, Settings, server_clock_offset
+from airflow_provider_aom.auth_flow import Identity
 from airflow_provider_aom.escaping import escape
 from airflow_provider_aom.exceptions import (
     AomAmbiguousSubmitError,
@@ -39,7 +40,6 @@ from airflow_provider_aom.exceptions import (
     AomTransportError,
 )
 from airflow_provider_aom.execution_list import ExecutionBrief, ExecutionList, since
-from airflow_provider_aom.protocol import Identity
 from airflow_provider_aom.retry import may_have_happened
 from airflow_provider_aom.vocabulary import check_id
 

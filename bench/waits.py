@@ -253,7 +253,7 @@ def worker(args: argparse.Namespace) -> int:
 
     import airflow.sdk  # noqa: F401  (loaded first, as in a triggerer)
 
-    from airflow_provider_aom import protocol, transport
+    from airflow_provider_aom import auth_flow, transport
     from airflow_provider_aom.auth.tokens import TOKEN_CACHE
     from airflow_provider_aom.triggers.aom import AomWorkflowExecutionTrigger
 
@@ -316,7 +316,7 @@ def worker(args: argparse.Namespace) -> int:
             warm = await wait(job["warm_id"], WARM_WORKFLOW)
         # The N waits must get their token themselves (concurrently): forget the warm-up's.
         TOKEN_CACHE.clear()
-        protocol.RESOLVED.clear()
+        auth_flow.RESOLVED.clear()
         gc.collect()
         await asyncio.sleep(0.2)
         emit("baseline", rss=me.memory_info().rss)

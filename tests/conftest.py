@@ -65,11 +65,11 @@ def emulator_server() -> Iterator[AomEmulator]:
 
 def reset_client_state(emu: AomEmulator) -> None:
     """Reset the emulator (executions, faults, request log) and forget the tokens and project ids clients cached."""
-    from airflow_provider_aom import protocol
+    from airflow_provider_aom import auth_flow
 
     emu.state.reset()
     TOKEN_CACHE.clear()
-    protocol.RESOLVED.clear()
+    auth_flow.RESOLVED.clear()
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 Both hooks offer the same calls, declared once as :class:`verb` entries on their shared base:
 ``AomHook().get_execution(...)`` returns the detail, ``await AomAsyncHook().get_execution(...)``
 too. Underneath, a call or a plan becomes one flow of three kinds of step (send, fetch a token,
-pause: :mod:`~airflow_provider_aom.call_flow` over :mod:`~airflow_provider_aom.protocol`), and each
+pause: :mod:`~airflow_provider_aom.call_flow` over :mod:`~airflow_provider_aom.auth_flow`), and each
 hook has one interpreter of those steps (``_drive``) over the same transport rules
 (:mod:`~airflow_provider_aom.transport`); only the way they wait differs.
 
@@ -30,10 +30,10 @@ from airflow.providers.common.compat.sdk import BaseHook, mask_secret
 from airflow_provider_aom import CONN_TYPE, DEFAULT_CONN_ID, api, call_flow, node_ops, submit
 from airflow_provider_aom.api import ApiRequest, Call, Plan
 from airflow_provider_aom.auth.tokens import parse_token_response
+from airflow_provider_aom.auth_flow import AomProtocol, FetchToken, Flow, Send
 from airflow_provider_aom.config import AomConnectionConfig
 from airflow_provider_aom.escaping import escape
 from airflow_provider_aom.exceptions import AomError
-from airflow_provider_aom.protocol import AomProtocol, FetchToken, Flow, Send
 from airflow_provider_aom.wire import ApiResponse, HttpRequest
 
 if TYPE_CHECKING:

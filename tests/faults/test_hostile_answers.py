@@ -27,6 +27,7 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_aom.auth_flow import RESOLVED
 from airflow_provider_aom.exceptions import (
     AomAmbiguousSubmitError,
     AomApiError,
@@ -38,7 +39,6 @@ from airflow_provider_aom.exceptions import (
     AomTransportError,
 )
 from airflow_provider_aom.hooks.aom import AomAsyncHook, AomHook
-from airflow_provider_aom.protocol import RESOLVED
 from tests.faults import PROJECT
 from tests.hostile_server import (
     Exchange,

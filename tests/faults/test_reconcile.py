@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_aom.auth_flow import RESOLVED, Identity
 from airflow_provider_aom.exceptions import AomAmbiguousSubmitError
 from airflow_provider_aom.execution_list import ExecutionBrief
 from airflow_provider_aom.execution_list import brief as normalized
 from airflow_provider_aom.hooks.aom import AomHook
-from airflow_provider_aom.protocol import RESOLVED, Identity
 from airflow_provider_aom.submit import (
     DATE_MARGIN,
     Candidate,

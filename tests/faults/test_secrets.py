@@ -27,11 +27,11 @@ import pytest
 from airflow_provider_aom import api
 from airflow_provider_aom.auth.signer import canonical_request, signed_header_names
 from airflow_provider_aom.auth.tokens import TOKEN_CACHE
+from airflow_provider_aom.auth_flow import FetchToken, Send
 from airflow_provider_aom.config import AomConnectionConfig
 from airflow_provider_aom.emulator import AomEmulator, EmulatorConfig, default_workflows
 from airflow_provider_aom.exceptions import AomAuthenticationError
 from airflow_provider_aom.hooks.aom import AomHook
-from airflow_provider_aom.protocol import FetchToken, Send
 from airflow_provider_aom.wire import ApiResponse
 from tests.conftest import AUTH_MODES, QUICK_WORKFLOWS, UseConnection, connection_exporter, reset_client_state
 from tests.dags.dagrun import AIRFLOW_3, load_test_dag, run, task_states

@@ -16,9 +16,9 @@ import pytest
 from airflow_provider_aom import api, call_flow
 from airflow_provider_aom.api import Identify, Pause, Plan, Settings
 from airflow_provider_aom.auth.tokens import IamToken, TokenCache
+from airflow_provider_aom.auth_flow import AomProtocol, FetchToken, Flow, Send
 from airflow_provider_aom.config import AomConnectionConfig
 from airflow_provider_aom.exceptions import AomAmbiguousSubmitError, AomServerError, AomTransportError
-from airflow_provider_aom.protocol import AomProtocol, FetchToken, Flow, Send
 from airflow_provider_aom.wire import ApiResponse
 
 PROJECT = "0" * 32

@@ -20,7 +20,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("operators", "sensors", "triggers", "links", "get_provider_info"),
     ("hooks",),
     ("wait", "submit", "node_ops", "watch"),
-    ("call_flow", "protocol", "auth.tokens", "config", "connection_form", "retry"),
+    ("call_flow", "auth_flow", "auth.tokens", "config", "connection_form", "retry"),
     ("api", "execution", "execution_list", "endpoints", "auth.signer"),
     ("transport",),
     ("wire",),

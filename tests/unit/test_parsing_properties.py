@@ -30,6 +30,7 @@ from hypothesis import strategies as st
 
 from airflow_provider_aom import api, vocabulary
 from airflow_provider_aom.auth.tokens import parse_token_response
+from airflow_provider_aom.auth_flow import AomProtocol
 from airflow_provider_aom.config import AomConnectionConfig
 from airflow_provider_aom.exceptions import (
     AomApiError,
@@ -39,7 +40,6 @@ from airflow_provider_aom.exceptions import (
     error_for_status,
 )
 from airflow_provider_aom.execution_list import ExecutionBrief, ExecutionList
-from airflow_provider_aom.protocol import AomProtocol
 from airflow_provider_aom.wire import ApiResponse
 
 PROJECT = "0123456789abcdef0123456789abcdef"
