@@ -14,6 +14,7 @@ deadline is a timeout), the ``on_node_failure`` policy (:func:`on_stop`), status
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from collections.abc import Mapping
@@ -26,7 +27,15 @@ from airflow_provider_aom.escaping import escape
 from airflow_provider_aom.exceptions import AomError
 from airflow_provider_aom.execution import approvers, failure_message, node_lines, timing
 from airflow_provider_aom.node_ops import operate_execution, stopped_at
-from airflow_provider_aom.vocabulary import DEADLINE_SLACK, NodeAction, OnNodeFailure, Outcome, StatusRules, WaitEnd
+from airflow_provider_aom.vocabulary import (
+    DEADLINE_SLACK,
+    NodeAction,
+    OnNodeFailure,
+    Outcome,
+    StatusRules,
+    WaitEnd,
+    is_epoch_ms,
+)
 
 
 def poll_pause(interval: float, polls_done: int) -> float:
@@ -43,8 +52,57 @@ def poll_pause(interval: float, polls_done: int) -> float:
     return interval
 
 
+#: Progress lines (one per node run that ends) a wait logs at most; then one line says the rest is not logged.
+MAX_PROGRESS_LINES = 200
+#: Characters of a failed node's output shown in its progress line and in the failure message.
+PROGRESS_OUTPUT_CHARS = 120
+FAILURE_OUTPUT_CHARS = 300
+#: Node statuses that do not mean the node has ended, even with an end time (compared in lower case).
+_OPEN_NODE_STATUSES = frozenset({"", "executing", "running", "pausing", "waitapproval"})
+_SUCCESS_NODE_STATUSES = frozenset({"success", "skip", "skipped"})
+
+
+def output_excerpt(output: Any, limit: int = PROGRESS_OUTPUT_CHARS) -> str:
+    """A node output as one short escaped line: its ``error_msg`` or ``message`` when it has one, else its JSON."""
+    if isinstance(output, Mapping):
+        for key in ("error_msg", "message", "error", "msg"):
+            text = output.get(key)
+            if isinstance(text, str) and text.strip():
+                return escape(text.strip(), limit)
+    if isinstance(output, str):
+        return escape(output.strip(), limit)
+    if output in (None, {}, [], ""):
+        return ""
+    try:
+        text = json.dumps(output, ensure_ascii=False, default=str)
+    except (TypeError, ValueError):
+        text = str(output)
+    return escape(text, limit)
+
+
+def _seconds(begin: Any, end: Any) -> str:
+    if not (is_epoch_ms(begin) and is_epoch_ms(end)) or begin == 0 or end < begin:
+        return "?"
+    seconds = (end - begin) / 1000
+    return f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s"
+
+
+def failed_node_output(detail: Mapping[str, Any], limit: int = FAILURE_OUTPUT_CHARS) -> str:
+    """The output excerpt of the execution's first node that did not succeed ('' when none has an output)."""
+    for node in detail.get("execution_result_list") or []:
+        if isinstance(node, Mapping) and str(node.get("status", "")).lower() not in _SUCCESS_NODE_STATUSES | {""}:
+            return output_excerpt(node.get("output"), limit)
+    return ""
+
+
 class StatusTracker:
-    """Logs each status change of one execution once (not every poll), and what a person must do."""
+    """Logs each status change of one execution once (not every poll), what a person must do, and node progress.
+
+    Progress: one short line as each node run ends (``node 2/3 patch-hosts success in 42 s``; a failed
+    node adds an excerpt of its output), each run once however often it is polled, at most
+    :data:`MAX_PROGRESS_LINES` per wait. ``2/3`` is the node's place among the nodes the execution lists
+    so far (AOM lists the nodes reached). A restarted node that ends again is a new run: one more line.
+    """
 
     def __init__(
         self, workflow_id: str, execution_id: str, rules: StatusRules, log: Any, last: str | None = None
@@ -54,9 +112,13 @@ class StatusTracker:
         self.rules = rules
         self.log = log
         self.last = last
+        #: The node runs already reported: (node id, function execution id or begin time).
+        self._ended: set[tuple[str, str]] = set()
+        self._progress_lines = 0
 
     def observe(self, detail: Mapping[str, Any]) -> Outcome:
         """Record a polled detail; returns what it means for the wait."""
+        self._progress(detail)
         status = str(detail.get("status", ""))
         if status != self.last:
             self.last = status
@@ -83,6 +145,39 @@ class StatusTracker:
             for line in node_lines(detail):
                 self.log.info("%s", line)
         return outcome
+
+    def _progress(self, detail: Mapping[str, Any]) -> None:
+        nodes = [n for n in detail.get("execution_result_list") or [] if isinstance(n, Mapping)]
+        for place, node in enumerate(nodes, 1):
+            end = node.get("end_time")
+            status = str(node.get("status", ""))
+            if not is_epoch_ms(end) or end == 0 or status.lower() in _OPEN_NODE_STATUSES:
+                continue
+            node_id = str(node.get("node_id", ""))
+            run = node.get("function_execution_id")
+            key = (node_id, run if isinstance(run, str) and run else str(node.get("begin_time")))
+            if key in self._ended:
+                continue
+            self._ended.add(key)
+            if len(self._ended) > 4 * MAX_PROGRESS_LINES:  # the memory a trigger keeps stays bounded too
+                self._ended.pop()
+            self._progress_lines += 1
+            if self._progress_lines > MAX_PROGRESS_LINES:
+                if self._progress_lines == MAX_PROGRESS_LINES + 1:
+                    self.log.info("More nodes ended; their lines are not logged (see the AOM console).")
+                continue
+            line = f"node {place}/{len(nodes)} {escape(node_id, 64)} {escape(status, 32)} in "
+            line += _seconds(node.get("begin_time"), end)
+            excerpt = "" if status.lower() in _SUCCESS_NODE_STATUSES else output_excerpt(node.get("output"))
+            if excerpt:
+                line += f": {excerpt}"
+            self.log.info("%s", line)
+
+    def failure_message(self, detail: Mapping[str, Any]) -> str:
+        """The failed execution's message: its status and failing node, and an excerpt of that node's output."""
+        message = failure_message(self.workflow_id, self.execution_id, detail)
+        excerpt = failed_node_output(detail)
+        return f"{message} Output: {excerpt}" if excerpt else message
 
 
 # --------------------------------------------------------------------------- on_node_failure
@@ -193,8 +288,7 @@ def poll(wait: Wait, tracker: StatusTracker) -> Plan[WaitEnded | None]:
             message = f"Execution {wait.execution_id} of workflow {wait.workflow_id} succeeded."
             return WaitEnded(WaitEnd.SUCCESS, message, detail, tracker.last)
         if outcome is Outcome.FAILURE:
-            message = failure_message(wait.workflow_id, wait.execution_id, detail)
-            return WaitEnded(WaitEnd.FAILURE, message, detail, tracker.last)
+            return WaitEnded(WaitEnd.FAILURE, tracker.failure_message(detail), detail, tracker.last)
         decision = on_stop(
             detail, wait.policy, wait.restarts, wait.max_node_restarts, wait.workflow_id, wait.execution_id
         )
