@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_aom.exceptions import AomTransportError
-from airflow_provider_aom.transport import AsyncTransport, SyncTransport, TransportSettings, pools
+from airflow_provider_aom.transport import AsyncTransport, BodyReader, SyncTransport, TransportSettings, pools
 from airflow_provider_aom.wire import ApiResponse, HttpRequest
 from tests.loopback import ConnectProxy, KeepAliveServer, StaleGate
 
@@ -243,3 +244,54 @@ async def test_a_fresh_connection_keeps_the_host_within_its_socket_cap(
         await _until(lambda: server.open == size)
     finally:
         await transport.aclose()
+
+
+MIB = 1024 * 1024
+
+
+class _Sink:
+    def __init__(self) -> None:
+        self.received = 0
+
+    def feed(self, data: bytes) -> None:
+        self.received += len(data)
+
+    def close(self) -> int:
+        return self.received
+
+
+def test_reading_a_body_lets_the_event_loop_run_even_when_the_socket_never_waits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Every chunk is ready at once (the stream never suspends) and inflates to many 64 KiB pieces: without the
+    # transport's own turns the ticker would not run until the whole body was read.
+    monkeypatch.setattr(pools, "LOOP_TURN_SECONDS", 0.0)
+    compressed = gzip.compress(b"x" * (8 * MIB))
+
+    class Ready:
+        async def aiter_stream(self) -> Any:
+            for start in range(0, len(compressed), 4096):
+                yield compressed[start : start + 4096]
+
+    async def main() -> tuple[int, int]:
+        ticks = 0
+        done = False
+
+        async def tick() -> None:
+            nonlocal ticks
+            while not done:
+                ticks += 1
+                await asyncio.sleep(0)
+
+        ticker = asyncio.create_task(tick())
+        await asyncio.sleep(0)
+        started = ticks
+        reader = BodyReader("gzip", 100 * MIB, truncate=False, action="List", status=200, sink=_Sink())
+        body = await pools._read_into(reader, Ready())  # type: ignore[arg-type]
+        done = True
+        await ticker
+        assert body.count == 8 * MIB
+        return started, ticks
+
+    started, ticks = asyncio.run(main())
+    assert ticks > started + 100, (started, ticks)  # 128 pieces of 64 KiB

@@ -1,8 +1,11 @@
-"""TLS trust over loopback: through a CONNECT proxy (plain and ``https://``), and when a CA variable changes.
+"""Transport settings (airflow_provider_aom/transport/settings.py): header values, proxy and CA precedence, TLS.
 
-Both transports, each against real TLS servers on 127.0.0.1 with certificates from a throwaway
-CA (``trustme``): ``extra.verify`` naming the right CA bundle, or the ``REQUESTS_CA_BUNDLE``
-variable doing so, succeeds; an unrelated CA fails as a certificate error that was never sent.
+The rules without a network first: header values refused by name, ``extra.proxies`` against the
+environment, pool keys, and which CA bundle applies. Then TLS trust over loopback: through a CONNECT
+proxy (plain and ``https://``), and when a CA variable changes. Both transports, each against real TLS
+servers on 127.0.0.1 with certificates from a throwaway CA (``trustme``): ``extra.verify`` naming the
+right CA bundle, or the ``REQUESTS_CA_BUNDLE`` variable doing so, succeeds; an unrelated CA fails as a
+certificate error that was never sent.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import asyncio
 import os
 import ssl
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,12 +22,116 @@ from pathlib import Path
 import pytest
 import trustme
 
-from airflow_provider_aom.exceptions import AomTransportError
-from airflow_provider_aom.transport import CA_BUNDLE_ENV, AsyncTransport, SyncTransport, TransportSettings
+from airflow_provider_aom import transport
+from airflow_provider_aom.exceptions import AomConfigurationError, AomTransportError
+from airflow_provider_aom.transport import (
+    CA_BUNDLE_ENV,
+    AsyncTransport,
+    SyncTransport,
+    TransportSettings,
+    proxy_for,
+    ssl_context,
+    wire_headers,
+)
 from airflow_provider_aom.wire import ApiResponse, HttpRequest
 from tests.loopback import ConnectProxy, KeepAliveServer
 
 MODES = ["sync", "async"]
+
+
+# --------------------------------------------------------------------------- the rules, no network
+
+
+def test_header_values_with_control_or_non_latin1_characters_are_refused_by_name() -> None:
+    secret = "MIItoken"
+    with pytest.raises(AomConfigurationError, match="X-Auth-Token header") as info:
+        wire_headers({"X-Auth-Token": secret + "\nX-Injected: 1"})
+    assert secret not in str(info.value)
+    with pytest.raises(AomConfigurationError, match="outside latin-1") as info:
+        wire_headers({"X-Auth-Token": secret + "\u2603"})
+    assert secret not in str(info.value)
+    wire = dict(wire_headers({"X-Auth-Token": secret, "Host": "h"}))
+    assert wire[b"X-Auth-Token"] == secret.encode()
+    assert wire[b"Accept-Encoding"] == b"gzip, deflate"
+
+
+@pytest.fixture
+def proxy_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for name in (
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+        "no_proxy",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "NO_PROXY",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", "http://env-proxy:3128")
+    return monkeypatch
+
+
+def test_environment_proxy_applies_only_when_extra_proxies_is_absent(proxy_env: pytest.MonkeyPatch) -> None:
+    assert proxy_for("https", "aom.cn-north-4.myhuaweicloud.com", None) == "http://env-proxy:3128"
+    assert proxy_for("https", "aom.cn-north-4.myhuaweicloud.com", {"https": "http://mine:8080"}) == "http://mine:8080"
+    assert proxy_for("https", "aom.cn-north-4.myhuaweicloud.com", {}) is None, "{} switches the environment off"
+    proxy_env.setenv("NO_PROXY", ".myhuaweicloud.com")
+    assert proxy_for("https", "aom.cn-north-4.myhuaweicloud.com", None) is None
+
+
+def test_environment_proxy_is_looked_up_once_until_a_proxy_variable_changes(proxy_env: pytest.MonkeyPatch) -> None:
+    calls: list[None] = []
+    real = urllib.request.getproxies_environment
+
+    def counting() -> dict[str, str]:
+        calls.append(None)
+        return real()
+
+    proxy_env.setattr(urllib.request, "getproxies_environment", counting)
+    host = "aom.cn-north-4.example-cache.com"  # a host no other test asks for: nothing cached yet
+    assert proxy_for("https", host, None) == "http://env-proxy:3128"
+    first = len(calls)
+    assert first >= 1
+    assert [proxy_for("https", host, None) for _ in range(50)] == ["http://env-proxy:3128"] * 50
+    assert len(calls) == first, "urllib scans the whole environment per call: it must not run per request"
+    proxy_env.setenv("HTTPS_PROXY", "http://other-proxy:3128")
+    assert proxy_for("https", host, None) == "http://other-proxy:3128"
+    proxy_env.setenv("no_proxy", "example-cache.com")
+    assert proxy_for("https", host, None) is None
+
+
+def test_socks_proxy_is_a_configuration_error(proxy_env: pytest.MonkeyPatch) -> None:
+    with pytest.raises(AomConfigurationError, match="socks5 proxy"):
+        proxy_for("https", "h", {"https": "socks5://p:1080"})
+
+
+def test_endpoint_key_separates_hosts_and_keeps_the_target_exactly() -> None:
+    settings = TransportSettings(proxies={})
+    one, target = settings.endpoint("https://aom.cn-north-4.myhuaweicloud.com/v1/p/cms/workflow/a%2Fb/executions?x=1")
+    two, _ = settings.endpoint("https://iam.cn-north-4.myhuaweicloud.com/v3/projects")
+    assert one != two and one.port == 443 and one.proxy is None
+    assert target == b"/v1/p/cms/workflow/a%2Fb/executions?x=1"
+
+
+def test_ca_bundle_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """extra.verify wins; absent, REQUESTS_CA_BUNDLE (then CURL_CA_BUNDLE, SSL_CERT_FILE) applies; else certifi."""
+    ssl_context.cache_clear()
+    for name in transport.CA_BUNDLE_ENV:
+        monkeypatch.delenv(name, raising=False)
+    missing = str(tmp_path / "missing.pem")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", missing)
+    try:
+        assert ssl_context(False).verify_mode == ssl.CERT_NONE, "verify=false ignores the environment"
+        with pytest.raises(AomConfigurationError, match="REQUESTS_CA_BUNDLE"):
+            ssl_context(None)
+        monkeypatch.delenv("REQUESTS_CA_BUNDLE")
+        assert ssl_context(None).verify_mode == ssl.CERT_REQUIRED
+    finally:
+        ssl_context.cache_clear()
+
+
+# --------------------------------------------------------------------------- TLS over loopback
 
 
 @dataclass(frozen=True)
