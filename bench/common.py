@@ -24,13 +24,16 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from airflow_provider_aom.emulator import DEFAULT_AK as AK
-from airflow_provider_aom.emulator import DEFAULT_IAM_DOMAIN as IAM_DOMAIN
-from airflow_provider_aom.emulator import DEFAULT_IAM_PASSWORD as IAM_PASSWORD
-from airflow_provider_aom.emulator import DEFAULT_IAM_USER as IAM_USER
-from airflow_provider_aom.emulator import DEFAULT_PROJECT_ID as PROJECT_ID
-from airflow_provider_aom.emulator import DEFAULT_REGION as REGION
-from airflow_provider_aom.emulator import DEFAULT_SK as SK
+from airflow_provider_aom import emulator
+
+# The emulator's default identity, under the names every bench script uses.
+AK = emulator.DEFAULT_AK
+SK = emulator.DEFAULT_SK
+IAM_DOMAIN = emulator.DEFAULT_IAM_DOMAIN
+IAM_PASSWORD = emulator.DEFAULT_IAM_PASSWORD
+IAM_USER = emulator.DEFAULT_IAM_USER
+PROJECT_ID = emulator.DEFAULT_PROJECT_ID
+REGION = emulator.DEFAULT_REGION
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"

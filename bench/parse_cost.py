@@ -98,7 +98,7 @@ def one_run(targets: list[str], importtime: bool, env: dict[str, str]) -> dict[s
         result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120, check=False)
         if result.returncode != 0:
             raise RuntimeError(f"import of {targets} failed:\n{result.stderr[-3000:]}")
-        data = json.loads(Path(out).read_text())
+        data: dict[str, Any] = json.loads(Path(out).read_text())
     finally:
         os.unlink(out)
     if importtime:

@@ -163,9 +163,8 @@ class Sampler(threading.Thread):
 
 def cpu_delta(first: dict[str, Any], last: dict[str, Any], runner_only: bool = False) -> float:
     """CPU seconds the session used between two samples (a process that appeared in between counts in full)."""
-    return sum(
-        c - first["cpu"].get(pid, 0.0) for pid, c in last["cpu"].items() if not (runner_only and pid == last["sid"])
-    )
+    pids = [pid for pid in last["cpu"] if not (runner_only and pid == last["sid"])]
+    return float(sum(last["cpu"][pid] - first["cpu"].get(pid, 0.0) for pid in pids))
 
 
 def median_of(samples: list[dict[str, Any]], key: str) -> float:

@@ -104,12 +104,13 @@ def _naive_trigger_class() -> Any:
     from airflow_provider_aom.exceptions import AomTransportError
     from airflow_provider_aom.hooks.aom import AomAsyncHook
     from airflow_provider_aom.triggers.aom import AomWorkflowExecutionTrigger
+    from airflow_provider_aom.api import ApiRequest
     from airflow_provider_aom.wire import ApiResponse, HttpRequest
 
     class NaiveAomAsyncHook(AomAsyncHook):
         """The product hook, except for the transport: a new client (new connection) per request."""
 
-        async def _send(self, request: HttpRequest, deadline: float) -> ApiResponse:
+        async def _send(self, request: HttpRequest[ApiRequest], deadline: float) -> ApiResponse:
             import httpx
 
             config = await self.get_config()
@@ -577,7 +578,7 @@ def parent(args: argparse.Namespace) -> int:
                         line = events_in.readline()
                         if not line:
                             raise RuntimeError(f"worker exited before {expected!r} (see its log)")
-                        event = json.loads(line)
+                        event: dict[str, Any] = json.loads(line)
                         events[event["event"]] = event
                         if event["event"] == expected:
                             return event
