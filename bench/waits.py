@@ -101,10 +101,10 @@ WINDOW_END_MARGIN = 0.5
 
 
 def _naive_trigger_class() -> Any:
+    from airflow_provider_aom.api import ApiRequest
     from airflow_provider_aom.exceptions import AomTransportError
     from airflow_provider_aom.hooks.aom import AomAsyncHook
     from airflow_provider_aom.triggers.aom import AomWorkflowExecutionTrigger
-    from airflow_provider_aom.api import ApiRequest
     from airflow_provider_aom.wire import ApiResponse, HttpRequest
 
     class NaiveAomAsyncHook(AomAsyncHook):
