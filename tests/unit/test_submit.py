@@ -1,0 +1,84 @@
+"""Starting an execution exactly once (submit.py): the rules that pick what an ambiguous submit started.
+
+The server's clock from the ``Date`` header, the window an execution of this submit may have begun in,
+which list entries can be candidates at all, and whose execution may be adopted and owned. The same
+rules over real HTTP, against a scripted AOM, are in tests/faults/test_submit_faults.py.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import math
+from typing import Any
+
+from airflow_provider_aom.auth_flow import Identity
+from airflow_provider_aom.execution_list import ExecutionBrief
+from airflow_provider_aom.execution_list import brief as normalized
+from airflow_provider_aom.submit import (
+    DATE_MARGIN,
+    Candidate,
+    SubmitWindow,
+    decide,
+    in_window,
+    server_clock_offset,
+)
+from airflow_provider_aom.wire import ApiResponse
+
+ME, OTHER = "etl-bot", "alice"
+
+
+def brief(execution_id: Any, begin: Any, created_by: Any = ME) -> dict[str, Any]:
+    return {"execution_id": execution_id, "begin_time": begin, "created_by": created_by, "status": "executing"}
+
+
+def test_date_header_gives_the_server_clock_offset() -> None:
+    received = 1_800_000_000.25
+    header = email.utils.formatdate(received + 3600, usegmt=True)
+    offset = server_clock_offset(ApiResponse.build(200, b"[]", {"Date": header}), received)
+    assert offset is not None and 3599 <= offset <= 3600
+    for bad in ("", "yesterday", "Tue, 99 Foo 2026 99:99:99 GMT"):
+        assert server_clock_offset(ApiResponse.build(200, b"[]", {"Date": bad}), received) is None
+
+
+def test_window_is_tight_on_the_server_clock_and_wide_only_without_it() -> None:
+    window = SubmitWindow(sent_at=1000.0, fallback_skew=10.0)
+    assert window.bounds(0.0, 1005.0) == (1000.0 - DATE_MARGIN, 1005.0 + 1 + DATE_MARGIN)
+    assert window.bounds(None, 1005.0) == (990.0, 1015.0)
+
+
+def test_forged_and_absurd_entries_are_never_candidates() -> None:
+    at = 1_000_000
+    entries = [
+        brief("e-1\r\n2026-12-02 ERROR forged log line", at),
+        brief(12345, at),
+        brief({"id": "x"}, at),
+        brief("..", at),
+        brief("", at),
+        brief(" padded ", at),
+        brief("e-" + "x" * 70, at),
+        brief("e-inf", math.inf),
+        brief("e-nan", None),
+        brief("e-bool", True),
+        brief("e-neg", -5),
+        brief("e-float", 1_000_000.5),
+        brief("e-ok", at),
+    ]
+    rows = [row for row in map(normalized, entries) if isinstance(row, ExecutionBrief)]
+    found = in_window(rows, (0, 10_000))
+    assert [c.execution_id for c in found] == ["e-ok"]
+
+
+def test_another_users_execution_is_foreign_and_never_adopted() -> None:
+    mine, theirs = Candidate("e-mine", 2, ME), Candidate("e-theirs", 1, OTHER)
+    verdict = decide([mine, theirs], Identity(frozenset({ME, "user-id-1"})))
+    assert verdict.adopted == mine and verdict.owned
+    assert verdict.foreign == (theirs,)
+    alone = decide([theirs], Identity(frozenset({ME})))
+    assert alone.adopted is None and alone.foreign == (theirs,)
+
+
+def test_unknown_creator_is_adopted_but_not_owned() -> None:
+    verdict = decide([Candidate("e-1", 1, OTHER)], None)
+    assert verdict.adopted is not None and not verdict.owned
+    verdict = decide([Candidate("e-1", 1, None)], Identity(frozenset({ME})))
+    assert verdict.adopted is not None and not verdict.owned, "AOM did not say who created it"
