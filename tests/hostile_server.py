@@ -10,17 +10,16 @@ stops, so no test leaves a thread or a socket behind.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import socket
 import ssl
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from types import TracebackType
+from dataclasses import dataclass
 from typing import Any
 
 from airflow_provider_aom.emulator.payloads import chunked, gzip_bomb, huge_pieces
+from tests.loopback import LoopbackServer
 
 __all__ = [
     "Exchange",
@@ -100,84 +99,29 @@ def endless_chunked() -> Iterator[bytes]:
     yield from chunked(huge_pieces(-1))
 
 
-@dataclass
-class HostileServer:
+class HostileServer(LoopbackServer):
     """``with HostileServer(respond) as server: server.base_url``; ``respond(exchange)`` writes the answer."""
 
-    respond: Callable[[Exchange], None]
-    tls: ssl.SSLContext | None = None
-    heads: list[bytes] = field(default_factory=list)
-    _stopping: threading.Event = field(default_factory=threading.Event)
-    _threads: list[threading.Thread] = field(default_factory=list)
-    _clients: set[socket.socket] = field(default_factory=set)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def __post_init__(self) -> None:
-        self._listener = socket.create_server(("127.0.0.1", 0), backlog=128)
-        self.port = self._listener.getsockname()[1]
-        self._acceptor = threading.Thread(target=self._accept, name=f"hostile-{self.port}", daemon=True)
+    def __init__(self, respond: Callable[[Exchange], None], tls: ssl.SSLContext | None = None) -> None:
+        super().__init__(tls)
+        self.respond = respond
+        #: The head of every request read, in order.
+        self.heads: list[bytes] = []
 
     @property
     def base_url(self) -> str:
-        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+        return self.url
 
     def __enter__(self) -> HostileServer:
-        self._acceptor.start()
+        super().__enter__()
         return self
 
-    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
-        self.stop()
-
-    def stop(self) -> None:
-        self._stopping.set()
-        with contextlib.suppress(OSError):
-            self._listener.close()
-        with self._lock:
-            clients = list(self._clients)
-        for client in clients:
-            with contextlib.suppress(OSError):
-                client.shutdown(socket.SHUT_RDWR)
-        self._acceptor.join(timeout=10)
-        for thread in list(self._threads):
-            thread.join(timeout=10)
-        assert not any(t.is_alive() for t in self._threads), "a hostile-server thread did not stop"
-
-    def _accept(self) -> None:
-        self._listener.settimeout(0.1)
-        while not self._stopping.is_set():
-            try:
-                client, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
+    def serve(self, sock: socket.socket, index: int) -> None:
+        head = b""
+        while b"\r\n\r\n" not in head and len(head) < 65536:
+            data = sock.recv(4096)
+            if not data:
                 return
-            thread = threading.Thread(target=self._serve, args=(client,), daemon=True)
-            self._threads.append(thread)
-            thread.start()
-
-    def _serve(self, client: socket.socket) -> None:
-        with self._lock:
-            self._clients.add(client)
-        try:
-            sock = client
-            if self.tls is not None:
-                try:
-                    sock = self.tls.wrap_socket(client, server_side=True)
-                except (ssl.SSLError, OSError):
-                    return  # the client refused our certificate: the handshake is all there was
-            sock.settimeout(10)
-            head = b""
-            while b"\r\n\r\n" not in head and len(head) < 65536:
-                data = sock.recv(4096)
-                if not data:
-                    return
-                head += data
-            self.heads.append(head.split(b"\r\n\r\n", 1)[0])
-            self.respond(Exchange(sock, head, self._stopping))
-        except OSError:
-            return
-        finally:
-            with self._lock:
-                self._clients.discard(client)
-            with contextlib.suppress(OSError):
-                client.close()
+            head += data
+        self.heads.append(head.split(b"\r\n\r\n", 1)[0])
+        self.respond(Exchange(sock, head, self._stopping))

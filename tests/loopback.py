@@ -36,7 +36,7 @@ class Seen:
     target: str
 
 
-class _Loopback:
+class LoopbackServer:
     """A listener on 127.0.0.1 with one thread per accepted connection, all stopped by :meth:`stop`."""
 
     def __init__(self, tls: ssl.SSLContext | None = None) -> None:
@@ -173,7 +173,7 @@ def keep_alive_answer(status: int = 200, payload: Any = None) -> bytes:
     return head.encode("latin-1") + body
 
 
-class KeepAliveServer(_Loopback):
+class KeepAliveServer(LoopbackServer):
     """Answers every request with ``answer(seen)`` (default: 200 ``{"ok": true}``) and keeps the connection.
 
     A request whose target contains ``/hold`` is answered only once :attr:`release` is set (or the
@@ -229,7 +229,7 @@ def _posts(seen: Seen) -> bool:
     return seen.method == "POST"
 
 
-class StaleGate(_Loopback):
+class StaleGate(LoopbackServer):
     """A relay to ``upstream_port`` on 127.0.0.1 that drops a reused connection under a request ``drop`` picks.
 
     The first request on each client connection is passed on. A later one for which ``drop(seen)``
@@ -276,7 +276,7 @@ class StaleGate(_Loopback):
             client.shutdown(socket.SHUT_RDWR)
 
 
-class ConnectProxy(_Loopback):
+class ConnectProxy(LoopbackServer):
     """An HTTP proxy to 127.0.0.1 only (TLS to the proxy itself when ``tls`` is given).
 
     ``CONNECT`` opens a tunnel (what an ``https://`` target gets); a request with an absolute
