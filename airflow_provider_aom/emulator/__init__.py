@@ -89,6 +89,16 @@ node results, generated from their index and never held (see
 detail answers, terminate says "already finished", node operations are refused;
 ``EmulatorState.executions()`` and the request log leave them out.
 
+Outages (``scripts/chaos.py`` uses them): a ``storm`` fault (``add_fault("storm", duration=S, share=P,
+seed=N, retry_after=R)``, or ``POST /_emulator/faults``) answers a seeded share ``P`` of the matching
+requests with 503 or 429 (``status`` 0, the default: a seeded mix) and ``Retry-After`` for ``S`` seconds;
+``EmulatorConfig.clock_skew`` (CLI ``--clock-skew``, ``POST /_emulator/config`` ``{"clock_skew": S}``)
+runs the emulator's clock ``S`` seconds off the host's: the ``Date`` header, begin/end times, token times
+and the gateway's check of a signature's ``X-Sdk-Date`` (the client's clock, within ``max_clock_skew`` of
+the emulator's, as the APIG gateway checks it against its own); ``EmulatorConfig.state_file`` (CLI
+``--state-file``) keeps workflows, executions and tokens across a restart (written after every change,
+before the answer).
+
 Emulator choices where the real API is undocumented:
 
 * unknown execution: 404 ``AOM.31001307`` "execution not exist.";

@@ -147,6 +147,26 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="K",
         help=f"node results of each seeded execution (1 to {MAX_HISTORY_NODES})",
     )
+    parser.add_argument(
+        "--clock-skew",
+        type=float,
+        default=defaults.clock_skew,
+        metavar="SECONDS",
+        help=(
+            "run the emulator's clock this far ahead of the host's (negative: behind): its Date header and every "
+            "time it reports or compares; AK/SK signatures (the host's X-Sdk-Date) are checked against it with "
+            "--max-clock-skew, as the gateway does"
+        ),
+    )
+    parser.add_argument(
+        "--state-file",
+        default=None,
+        metavar="PATH",
+        help=(
+            "keep workflows, executions and tokens in this JSON file: loaded at start when it exists, rewritten "
+            "after every change, so a restart (same port) keeps its executions as AOM does"
+        ),
+    )
     parser.add_argument("--quiet", action="store_true", help="no access log on stderr")
     return parser
 
@@ -184,7 +204,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGINT, request_stop)
 
     try:
-        emulator = AomEmulator(config).start()
+        emulator = AomEmulator(config)
+    except ValueError as exc:  # an unreadable --state-file
+        print(str(exc), file=sys.stderr)
+        return 1
+    try:
+        emulator.start()
     except OSError as exc:
         print(f"cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 1
@@ -195,6 +220,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             pass
     finally:
         emulator.stop()
+        # Saved after every change already; once more so a stop never loses the last one.
+        emulator.state.save()
     return 0
 
 

@@ -108,6 +108,14 @@ class EmulatorConfig:
     history: int = 0
     #: Node results of each seeded execution, 1 to 200.
     history_nodes: int = 20
+    #: Seconds the emulator's clock is ahead of the host's (negative: behind): its ``Date`` header and every
+    #: time it reports or compares (begin and end times, token expiry, the AK/SK signature's
+    #: ``max_clock_skew`` check of the client's ``X-Sdk-Date`` against it). Settable at run time.
+    clock_skew: float = 0.0
+    #: A JSON file holding workflows, executions and tokens: loaded at start when it exists, rewritten after
+    #: every change, so a restarted emulator keeps its executions as AOM does (faults and the request log
+    #: are not kept).
+    state_file: str | None = None
 
 
 def pattern_workflow(workflow_id: str) -> WorkflowSpec | None:

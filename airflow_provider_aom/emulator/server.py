@@ -819,6 +819,10 @@ class _RequestHandler(BaseHTTPRequestHandler):
     def version_string(self) -> str:
         return self.server_version
 
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The ``Date`` header: the emulator's clock (``EmulatorConfig.clock_skew`` included)."""
+        return super().date_time_string(self.server.state.now() if timestamp is None else timestamp)
+
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         # The access log is written by _serve, once the outcome is known.
         return
@@ -954,7 +958,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self._log(raw_path, raw_query, 200, kind, fault_kind, request_id)
             self._send_generated(fault, request_id)
             return
-        if fault is not None and fault.kind == "status":
+        if fault is not None and fault.kind in ("status", "storm"):
             response = fault_response(fault, request_id)
         elif fault is not None and fault.kind == "body":
             response = _Response(fault.status, (fault.body or "").encode("utf-8"))

@@ -12,13 +12,16 @@ import copy
 import hmac
 import json
 import math
+import os
+import random
 import re
 import secrets
 import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
 from typing import Any
 
 from airflow_provider_aom.emulator.history import History, validate_history
@@ -42,6 +45,7 @@ FAULT_KINDS = (
     "gzip_bomb",
     "body",
     "patch",
+    "storm",
 )
 # Per-kind defaults of add_fault's ``status`` and ``size`` when not given.
 DEFAULT_FAULT_STATUS = 503
@@ -49,6 +53,11 @@ DEFAULT_BODY_STATUS = 200
 DEFAULT_HUGE_SIZE = 400 * 1024 * 1024
 DEFAULT_GZIP_BOMB_SIZE = 1024 * 1024 * 1024
 DEFAULT_TRICKLE_PAUSE = 1.0
+#: The ``Retry-After`` of a ``storm`` fault's answers when not given, seconds.
+DEFAULT_STORM_RETRY_AFTER = 2.0
+#: A ``storm`` fault's ``status`` 0: each answer is 503 or 429, a seeded even choice.
+STORM_MIXED = 0
+STORM_STATUSES = (503, 429)
 # ``size`` of a ``huge`` fault that never ends.
 ENDLESS = -1
 TERMINAL_STATUSES = frozenset({"success", "fail", "cancel"})
@@ -58,7 +67,9 @@ TRIGGER_ACTIONS = ("enable", "disable")
 # Trigger ids derive from the workflow id, so they are stable across restarts.
 _TRIGGER_NAMESPACE = uuid.UUID("9b1f3c2e-7a4d-4e5f-8c6b-1d2e3f4a5b6c")
 #: The EmulatorConfig fields ``EmulatorState.configure`` (``POST /_emulator/config``) changes at run time.
-RUNTIME_CONFIG_FIELDS = ("history", "history_nodes")
+RUNTIME_CONFIG_FIELDS = ("history", "history_nodes", "clock_skew")
+#: The version of the ``EmulatorConfig.state_file`` format.
+STATE_FILE_VERSION = 1
 
 JsonDict = dict[str, Any]
 
@@ -90,6 +101,12 @@ class Fault:
     size: int = 0
     body: str | None = None
     patch: JsonDict | None = None
+    #: ``storm``: the share of matching requests it answers (the others pass), and when it ends (the
+    #: emulator's clock); its seeded generator draws both the share and each answer's status.
+    share: float = 1.0
+    until: float | None = None
+    seed: int | None = None
+    rng: random.Random = field(default_factory=random.Random, repr=False, compare=False)
 
     def matches(self, method: str, path: str, has_token: bool) -> bool:
         if self.method is not None and self.method.upper() != method.upper():
@@ -102,7 +119,11 @@ class Fault:
 
     def to_dict(self) -> JsonDict:
         # A copy: the caller may change the dict without touching the fault.
-        return {item.name: copy.deepcopy(getattr(self, item.name)) for item in fields(self) if item.name != "pattern"}
+        return {
+            item.name: copy.deepcopy(getattr(self, item.name))
+            for item in fields(self)
+            if item.name not in ("pattern", "rng")
+        }
 
 
 @dataclass
@@ -433,32 +454,122 @@ class EmulatorState:
         self._tokens: dict[str, TokenRecord] = {}
         self._faults: list[Fault] = []
         self._log: list[RequestRecord] = []
+        validate_clock_skew(config.clock_skew)
+        self._state_file = None if config.state_file is None else Path(config.state_file)
+        # Nothing is saved while the state is being built.
+        self._loading = True
         # When this state came to be: the creation time of the permanent AK.
-        self.started_at = clock()
+        self.started_at = self.now()
         specs = default_workflows() if config.workflows is None else config.workflows
         for spec in specs:
             self.add_workflow(spec)
+        if self._state_file is not None and self._state_file.exists():
+            self._load(self._state_file)
+        self._loading = False
+        self.save()
 
     def now(self) -> float:
-        return self._clock()
+        """The emulator's clock: the host's plus ``config.clock_skew`` (every time it reports or compares)."""
+        return self._clock() + self.config.clock_skew
+
+    # -- persistence (EmulatorConfig.state_file) ---------------------------
+
+    def save(self) -> None:
+        """Write what survives a restart to ``config.state_file`` (atomically; nothing without one).
+
+        Called after every change, under the lock, so an answer that told a client about an execution is
+        sent only once that execution is on disk: a restart never forgets what a client was told.
+        """
+        if self._state_file is None or self._loading:
+            return
+        with self._lock:
+            data = {
+                "version": STATE_FILE_VERSION,
+                "started_at": self.started_at,
+                "workflows": [
+                    {
+                        "spec": asdict(record.spec),
+                        "create_time": record.create_time,
+                        "update_time": record.update_time,
+                        "trigger_status": self._trigger_status.get(workflow_id, ""),
+                    }
+                    for workflow_id, record in self._workflows.items()
+                ],
+                "executions": [asdict(execution) for execution in self._executions.values()],
+                "last_execution": {key: value.execution_id for key, value in self._last_execution.items()},
+                "tokens": {token: asdict(record) for token, record in self._tokens.items()},
+            }
+            target = self._state_file
+            temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+            # Tokens are secrets: the file is the owner's only.
+            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+                json.dump(data, handle)
+            os.replace(temporary, target)
+
+    def _load(self, path: Path) -> None:
+        """Take workflows, executions and tokens from a state file :meth:`save` wrote (ValueError if unreadable)."""
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if data.get("version") != STATE_FILE_VERSION:
+                raise ValueError(f"version {data.get('version')!r}, expected {STATE_FILE_VERSION}")
+            started_at = float(data["started_at"])
+            workflows = [
+                (
+                    _WorkflowRecord(WorkflowSpec(**item["spec"]), int(item["create_time"]), int(item["update_time"])),
+                    str(item["trigger_status"]),
+                )
+                for item in data["workflows"]
+            ]
+            executions = [_execution_from_dict(item) for item in data["executions"]]
+            last = {str(key): str(value) for key, value in data["last_execution"].items()}
+            tokens = {str(token): TokenRecord(**record) for token, record in data["tokens"].items()}
+        except (OSError, KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ValueError(f"cannot load the emulator state from {path}: {exc}") from None
+        with self._lock:
+            self.started_at = started_at
+            for record, trigger in workflows:
+                record.spec.validate()
+                self._workflows[record.spec.id] = record
+                self._trigger_status[record.spec.id] = trigger
+            self._executions = {execution.execution_id: execution for execution in executions}
+            self._last_execution = {
+                workflow_id: self._executions[execution_id]
+                for workflow_id, execution_id in last.items()
+                if execution_id in self._executions
+            }
+            self._tokens.update(tokens)
 
     # -- test-facing API -------------------------------------------------
 
     def runtime_config(self) -> JsonDict:
         """The settings :meth:`configure` changes, as they are now."""
         with self._lock:
-            return {name: getattr(self.config, name) for name in RUNTIME_CONFIG_FIELDS}
+            settings = {name: getattr(self.config, name) for name in RUNTIME_CONFIG_FIELDS}
+            # The host's clock (no skew) is the default, shown only once changed.
+            if not settings["clock_skew"]:
+                del settings["clock_skew"]
+            return settings
 
-    def configure(self, *, history: int | None = None, history_nodes: int | None = None) -> JsonDict:
-        """Change the seeded history (``None`` leaves a setting as it is); returns :meth:`runtime_config`.
+    def configure(
+        self, *, history: int | None = None, history_nodes: int | None = None, clock_skew: float | None = None
+    ) -> JsonDict:
+        """Change the seeded history or the clock skew (``None`` leaves a setting as it is); returns
+        :meth:`runtime_config`.
 
-        Both are checked before either changes (ValueError). Answers being sent keep the history they began with.
+        All are checked before any changes (ValueError). Answers being sent keep the history they began with.
+        A new skew moves the emulator's clock at once, as a clock stepped by NTP would: running executions
+        jump with it.
         """
         with self._lock:
             new_history = self.config.history if history is None else history
             new_nodes = self.config.history_nodes if history_nodes is None else history_nodes
             validate_history(new_history, new_nodes)
+            if clock_skew is not None:
+                validate_clock_skew(clock_skew)
             self.config.history, self.config.history_nodes = new_history, new_nodes
+            if clock_skew is not None:
+                self.config.clock_skew = float(clock_skew)
             return self.runtime_config()
 
     def history(self, workflow_id: str) -> History | None:
@@ -544,7 +655,7 @@ class EmulatorState:
         *,
         method: str | None = None,
         path: str = "",
-        count: int = 1,
+        count: int | None = None,
         status: int | None = None,
         retry_after: float | None = None,
         delay: float = 0.0,
@@ -552,6 +663,9 @@ class EmulatorState:
         size: int | None = None,
         body: str | None = None,
         patch: JsonDict | None = None,
+        share: float | None = None,
+        duration: float | None = None,
+        seed: int | None = None,
     ) -> None:
         """Inject a fault into the next ``count`` requests matching ``method`` and ``path``.
 
@@ -561,17 +675,45 @@ class EmulatorState:
         ``trickle`` the pause between bytes (default 1 s). ``size``: body bytes
         of ``huge`` (default 400 MiB, ``-1`` endless) and decompressed bytes of
         ``gzip_bomb`` (default 1 GiB). ``body``: the raw text a ``body`` fault
-        answers. ``patch``: keys a ``patch`` fault sets in the real JSON answer.
+        answers. ``patch``: keys a ``patch`` fault sets in the real JSON answer. ``count`` defaults to 1.
+
+        A ``storm`` (a throttling or overload episode of the gateway) lasts ``duration`` seconds (required)
+        and answers a ``share`` (default 1) of the matching requests with ``status`` (default 0: each answer
+        503 or 429, an even choice) and ``Retry-After: retry_after`` (default 2 s); the other requests are
+        served. ``seed`` seeds the draws (share and status). Without ``count`` it has no limit of answers
+        (``remaining`` -1); it ends ``duration`` seconds after it was added.
         """
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; expected one of {', '.join(FAULT_KINDS)}")
-        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        storm = kind == "storm"
+        if count is None:
+            count = ENDLESS if storm else 1
+        elif isinstance(count, bool) or not isinstance(count, int) or count < 1:
             raise ValueError("count must be a positive integer")
+        if not storm and (share is not None or duration is not None or seed is not None):
+            raise ValueError("share, duration and seed are settings of a storm fault only")
+        if storm:
+            if duration is None or isinstance(duration, bool) or not isinstance(duration, (int, float)):
+                raise ValueError("a storm fault needs its duration in seconds")
+            if not (math.isfinite(duration) and duration > 0):
+                raise ValueError("duration must be a positive number of seconds")
+            if share is None:
+                share = 1.0
+            if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 < share <= 1:
+                raise ValueError("share must be a number above 0 and at most 1")
+            if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+                raise ValueError("seed must be an integer")
+            if status is None:
+                status = STORM_MIXED
+            elif status not in (STORM_MIXED, *STORM_STATUSES):
+                raise ValueError("a storm answers 503 or 429 (status 0: a mix of both)")
+            if retry_after is None:
+                retry_after = DEFAULT_STORM_RETRY_AFTER
         if status is None:
             # None is the "not given" sentinel: a body fault stands for a normal
             # answer, a status fault for a failure.
             status = DEFAULT_BODY_STATUS if kind == "body" else DEFAULT_FAULT_STATUS
-        if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
+        if not storm and (isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599):
             raise ValueError("status must be an HTTP status code")
         if isinstance(delay, bool) or not isinstance(delay, (int, float)) or delay < 0:
             raise ValueError("delay must be a non-negative number of seconds")
@@ -615,11 +757,17 @@ class EmulatorState:
             patch=patch,
         )
         with self._lock:
+            if storm:
+                assert share is not None and duration is not None
+                fault.share, fault.until, fault.seed = float(share), self.now() + float(duration), seed
+                fault.rng = random.Random(seed)  # noqa: S311 - reproducible faults, not cryptography
             self._faults.append(fault)
 
     def faults(self) -> list[JsonDict]:
         """Faults not yet used up, in the order they are matched."""
         with self._lock:
+            now = self.now()
+            self._faults = [fault for fault in self._faults if fault.until is None or now < fault.until]
             return [fault.to_dict() for fault in self._faults]
 
     def clear_faults(self) -> None:
@@ -643,6 +791,7 @@ class EmulatorState:
                 self._trigger_status[spec.id] = ""
             elif existing is None or existing.spec.type != "cron":
                 self._trigger_status[spec.id] = "enable"
+            self.save()
 
     def workflows(self) -> list[WorkflowSpec]:
         with self._lock:
@@ -654,6 +803,7 @@ class EmulatorState:
             now = self.now()
             for record in self._tokens.values():
                 record.expire(now)
+            self.save()
 
     def reset(self) -> None:
         """Forget executions, faults and the request log; triggers and the seeded history back as started.
@@ -669,19 +819,38 @@ class EmulatorState:
             self._log.clear()
             for workflow_id, record in self._workflows.items():
                 self._trigger_status[workflow_id] = "enable" if record.spec.type == "cron" else ""
+            self.save()
 
     # -- used by the HTTP server ------------------------------------------
 
     def take_fault(self, method: str, path: str, has_token: bool) -> Fault | None:
         """Consume one use of the first fault matching this request, if any."""
         with self._lock:
-            for fault in self._faults:
-                if fault.matches(method, path, has_token):
-                    fault.remaining -= 1
-                    if fault.remaining <= 0:
-                        self._faults.remove(fault)
-                    return fault
+            now = self.now()
+            for fault in list(self._faults):
+                if fault.until is not None and now >= fault.until:
+                    self._faults.remove(fault)
+                    continue
+                if not fault.matches(method, path, has_token):
+                    continue
+                if fault.kind == "storm":
+                    # A storm answers a seeded share of the calls; the others go on as if it were not there.
+                    if fault.rng.random() >= fault.share:
+                        continue
+                    status = fault.status or fault.rng.choice(STORM_STATUSES)
+                    self._consume(fault)
+                    return replace(fault, status=status)
+                self._consume(fault)
+                return fault
         return None
+
+    def _consume(self, fault: Fault) -> None:
+        """One use of ``fault`` (call with the lock held); an endless one (``remaining`` -1) stays."""
+        if fault.remaining == ENDLESS:
+            return
+        fault.remaining -= 1
+        if fault.remaining <= 0:
+            self._faults.remove(fault)
 
     def record_request(self, record: RequestRecord) -> None:
         with self._lock:
@@ -696,6 +865,7 @@ class EmulatorState:
             now = self.now()
             record = TokenRecord(issued_at=now, expires_at=now + self.config.token_ttl)
             self._tokens[token] = record
+            self.save()
             return token, copy.copy(record)
 
     def token_info(self, token: str) -> tuple[str, TokenRecord] | None:
@@ -730,7 +900,11 @@ class EmulatorState:
         with self._lock:
             now = self.now()
             record = self._tokens.get(token)
-            return now if record is None else record.expire(now)
+            if record is None:
+                return now
+            expiry = record.expire(now)
+            self.save()
+            return expiry
 
     def _workflow(self, workflow_id: str) -> tuple[WorkflowSpec, int] | None:
         """The spec and edit time of a registered or implicit workflow (call with the lock held)."""
@@ -775,6 +949,7 @@ class EmulatorState:
             # A run backdated before the current last one does not replace it.
             if last is None or begin >= last.created_at:
                 self._last_execution[execution.workflow_id] = execution
+            self.save()
             return execution.execution_id
 
     def _find(self, workflow_id: str, execution_id: str) -> Execution | None:
@@ -825,6 +1000,7 @@ class EmulatorState:
             if execution.status_at(now) in TERMINAL_STATUSES:
                 return "finished"
             execution.cancelled_at = now
+            self.save()
             return "cancelled"
 
     def operate(self, workflow_id: str, execution_id: str, action: str, node_id: str) -> tuple[str, str]:
@@ -844,7 +1020,10 @@ class EmulatorState:
                     return "missing", ""
                 return "refused", _seeded_refusal(seeded[0].detail(seeded[1]), action, node_id)
             refusal = execution.operate(action, node_id, self.now())
-            return ("accepted", "") if refusal is None else ("refused", refusal)
+            if refusal is not None:
+                return "refused", refusal
+            self.save()
+            return "accepted", ""
 
     def set_trigger(self, workflow_id: str, action: str) -> str:
         """Enable or disable a workflow's trigger (§1.8).
@@ -861,6 +1040,7 @@ class EmulatorState:
             if found[0].type != "cron":
                 return "no_trigger"
             self._trigger_status[workflow_id] = action
+            self.save()
             return "ok"
 
     def list_workflows(self, query: WorkflowQuery) -> tuple[list[JsonDict], int]:
@@ -927,6 +1107,20 @@ class EmulatorState:
             "enterprise_project_id": "0",
             "last_execute_by": last_detail["created_by"] if last_detail else "",
         }
+
+
+def validate_clock_skew(value: object) -> None:
+    """ValueError unless ``value`` is a finite number of seconds (a bool is not one)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError("clock_skew must be a finite number of seconds")
+
+
+def _execution_from_dict(item: JsonDict) -> Execution:
+    """An :class:`Execution` from its ``asdict`` form (a state file)."""
+    data = dict(item)
+    data["plan"] = tuple(_Step(**step) for step in data["plan"])
+    data["operations"] = [Operation(**operation) for operation in data["operations"]]
+    return Execution(**data)
 
 
 def _seeded_refusal(detail: JsonDict, action: str, node_id: str) -> str:
