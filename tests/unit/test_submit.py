@@ -1,25 +1,33 @@
 """Starting an execution exactly once (submit.py): the rules that pick what an ambiguous submit started.
 
 The server's clock from the ``Date`` header, the window an execution of this submit may have begun in,
-which list entries can be candidates at all, and whose execution may be adopted and owned. The same
-rules over real HTTP, against a scripted AOM, are in tests/faults/test_submit_faults.py.
+which list entries can be candidates at all, whose execution may be adopted and owned, the execution an
+earlier try started, and what the ambiguous-submit message says. The same rules over real HTTP, against a
+scripted AOM, are in tests/faults/test_submit_faults.py.
 """
 
 from __future__ import annotations
 
 import email.utils
 import math
+import time
 from typing import Any
 
+import pytest
+
+from airflow_provider_aom.api import Call, Identify
 from airflow_provider_aom.auth_flow import Identity
-from airflow_provider_aom.execution_list import ExecutionBrief
+from airflow_provider_aom.execution_list import ExecutionBrief, ExecutionList
 from airflow_provider_aom.execution_list import brief as normalized
 from airflow_provider_aom.submit import (
     DATE_MARGIN,
     Candidate,
     SubmitWindow,
+    ambiguous_message,
     decide,
+    earlier_execution,
     in_window,
+    needs_identity,
     server_clock_offset,
 )
 from airflow_provider_aom.wire import ApiResponse
@@ -82,3 +90,48 @@ def test_unknown_creator_is_adopted_but_not_owned() -> None:
     assert verdict.adopted is not None and not verdict.owned
     verdict = decide([Candidate("e-1", 1, None)], Identity(frozenset({ME})))
     assert verdict.adopted is not None and not verdict.owned, "AOM did not say who created it"
+
+
+# --------------------------------------------------------------------------- earlier_execution, messages
+
+
+def listed(*rows: dict[str, Any]) -> ExecutionList:
+    return ExecutionList(tuple(row for row in map(normalized, rows) if isinstance(row, ExecutionBrief)))
+
+
+def test_an_earlier_try_finds_its_newest_own_execution_not_another_users() -> None:
+    now_ms = int(time.time() * 1000)
+    plan = earlier_execution("wf", time.time() - 60)
+    call = next(plan)
+    assert isinstance(call, Call)
+    step = plan.send(
+        listed(
+            brief("e-old", now_ms - 3_600_000),
+            brief("e-mine", now_ms - 30_000),
+            brief("e-theirs", now_ms - 10_000, OTHER),
+        )
+    )
+    assert isinstance(step, Identify)
+    with pytest.raises(StopIteration) as done:
+        plan.send(Identity(frozenset({ME})))
+    assert done.value.value == "e-mine"
+
+
+def test_an_earlier_try_without_creators_needs_no_identity() -> None:
+    plan = earlier_execution("wf", time.time() - 60)
+    next(plan)
+    with pytest.raises(StopIteration) as done:
+        plan.send(listed(brief("e-1", int(time.time() * 1000), None)))
+    assert done.value.value == "e-1"
+    assert not needs_identity([Candidate("e-1", 1, None)]) and needs_identity([Candidate("e-1", 1, ME)])
+
+
+def test_the_ambiguous_message_names_every_execution_seen_escaped() -> None:
+    forged = Candidate("e-1\n2026-12-02 ERROR forged", 2, OTHER)
+    mine, other_mine = Candidate("e-2", 2, ME), Candidate("e-3", 1, ME)
+    verdict = decide([mine, other_mine, forged], Identity(frozenset({ME})))
+    message = ambiguous_message("wf\r\n", RuntimeError("HTTP 502"), verdict)
+    assert "\n" not in message and "\r" not in message
+    assert "executions that began since then: e-2 (created by etl-bot), e-3 (created by etl-bot)" in message
+    assert "started by other users (left alone): e-1\\x0a2026-12-02 ERROR forged (created by alice)" in message
+    assert message.endswith("Nothing was re-sent.")
