@@ -17,7 +17,7 @@ ROOT = "airflow_provider_aom"
 
 #: Top to bottom; a module may import its own layer and those below it.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("operators", "sensors", "triggers", "links", "get_provider_info"),
+    ("operators", "sensors", "triggers", "links", "get_provider_info", "plugins"),
     ("hooks",),
     ("wait", "submit", "node_ops", "watch"),
     ("call_flow", "auth_flow", "auth.tokens", "config", "connection_form", "retry"),
