@@ -358,8 +358,12 @@ def _page(root: str, dag_id: str, run_id: str, task_id: str, map_index: int) -> 
     return re.sub(r"\{\{([A-Z_]+)\}\}", lambda m: values.get(m.group(1), ""), template)
 
 
+#: What Airflow 3.3's UI puts in the view's href for an unmapped task: it leaves the placeholder as it is.
+_UNSUBSTITUTED_MAP_INDEX = "{MAP_INDEX}"
+
+
 def _map_index(value: str | None) -> int:
-    if value is None or value == "":
+    if value is None or value in ("", _UNSUBSTITUTED_MAP_INDEX):
         return -1
     try:
         index = int(value)

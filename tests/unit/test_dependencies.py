@@ -30,6 +30,9 @@ PROVIDED_BY_CALLER = {
     "flask_appbuilder": "airflow_provider_aom/connection_form.py",
     "flask_babel": "airflow_provider_aom/connection_form.py",
     "wtforms": "airflow_provider_aom/connection_form.py",
+    # The AOM execution panel's app runs only inside Airflow >= 3.1's api-server, built on them.
+    "fastapi": "airflow_provider_aom/plugins/app.py",
+    "sqlalchemy": "airflow_provider_aom/plugins/app.py",
 }
 
 
