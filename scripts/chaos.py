@@ -5,7 +5,12 @@ Starts the cluster (``scripts/cluster.py``) with short failure-detection times a
 SIGKILLs ``--kills`` times, at seeded moments, a triggerer, a Celery worker (its whole process tree) or the
 scheduler, restarting each after a seeded delay (``--triggerer-signal TERM`` stops triggerers gracefully
 instead, to measure the handover of a clean shutdown), and ``--stalls`` times SIGSTOPs a triggerer past its
-health threshold, then SIGCONTs it (its triggers move, then it wakes up holding them). Then it checks,
+health threshold, then SIGCONTs it (its triggers move, then it wakes up holding them). AOM-side faults, on the
+emulator, planned among the kills at seeded places: ``--aom-blackholes`` (SIGSTOP: connections are accepted
+and never answered), ``--aom-downs`` (stopped, then started again on the same port with its executions: its
+``--state-file``), ``--aom-storms`` (a seeded share of the AOM calls answered 503 or 429 with Retry-After),
+each for a seeded duration (``--aom-outage-seconds``, ``--aom-storm-seconds``), and ``--aom-skew`` (AOM's
+clock off the hosts' by that many seconds, a seeded sign, for the whole run). Then it checks,
 through the AOM API (the execution list of every workflow id, with the same ``aom_default`` connection as
 the components) and the metadata DB:
 
@@ -17,7 +22,11 @@ the components) and the metadata DB:
 
 Prints a summary per run, then (on failure) the details and the components' log tails, and last one JSON
 line: ``runs, tasks, kills, tasks_ok, tasks_wrong, duplicate_executions, lost_waits, terminated_on_deadline,
-seconds``. Exits 0 only when tasks_wrong, duplicate_executions and lost_waits are all 0.
+seconds``, ``faults`` (how many of each kind), ``aom_skew`` and ``by_fault``: per fault kind (and ``none``: tasks
+no fault overlapped) the tasks it overlapped, their outcomes, their retries (task tries and the provider's
+logged HTTP retries), the delay from each execution's end to its task's end and the deadline lateness of the
+terminated ``wf-slow`` executions (median, max). Exits 0 only when tasks_wrong, duplicate_executions and
+lost_waits are all 0.
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ import itertools
 import json
 import os
 import random
+import re
 import secrets
 import signal
 import statistics
@@ -61,6 +71,16 @@ DEADLINE_TOLERANCE = 1.0
 KINDS = ("triggerer", "worker", "scheduler")
 #: A triggerer SIGSTOPped past its health threshold, then SIGCONTed (``--stalls``).
 STALL = "stall"
+#: AOM-side faults on the emulator: frozen (SIGSTOP), stopped and started again, a storm of 503/429 answers.
+AOM_BLACKHOLE = "aom-blackhole"
+AOM_DOWN = "aom-down"
+AOM_STORM = "aom-storm"
+AOM_KINDS = (AOM_BLACKHOLE, AOM_DOWN, AOM_STORM)
+ALL_KINDS = (*KINDS, STALL, *AOM_KINDS)
+#: The AOM calls a storm answers (IAM is not AOM's gateway; AK/SK callers never call it anyway).
+STORM_PATH = "^/v1/"
+#: The provider's log line of one HTTP retry (airflow_provider_aom/retry.py).
+RETRY_EVENT = re.compile(r"^Attempt \d+ failed \(.*\); retrying in [\d.]+ s\.$", re.DOTALL)
 #: scripts/cluster.py's CHAOS_SETTINGS: seconds without a heartbeat before a triggerer's triggers move.
 TRIGGERER_HEALTH_THRESHOLD = float(CHAOS_SETTINGS["AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD"])
 #: Seconds a due kill may wait for its victim to hold something (a trigger, a running task).
@@ -130,8 +150,22 @@ class Kill:
     handover: float | None = None  # triggerer: seconds until another triggerer held all its triggers
     signal: str = "SIGKILL"
     moved: set[int] = field(default_factory=set)  # triggers seen held by another triggerer after the kill
+    began: float = 0.0  # epoch seconds of the kill
+    ended: float | None = None  # epoch seconds when the victim was back (ready, resumed, the fault over)
+
+    def window(self) -> tuple[float, float]:
+        """Epoch seconds from the kill until the victim was back (a restart still pending: until now)."""
+        return self.began, self.ended if self.ended is not None else time.time()
 
     def describe(self) -> str:
+        if self.kind in AOM_KINDS:
+            text = (
+                f"fault {self.number} at {self.at:.0f} s: {self.kind} ({self.signal}) for {self.restart_delay:.1f} s; "
+                f"{len(self.hit)} waits in flight"
+            )
+            if self.restarted_after is not None:
+                text += f"; AOM answered again {self.restarted_after:.1f} s after it began"
+            return text
         held = f", held {len(self.hit)}: {', '.join(self.hit[:6])}{' ...' if len(self.hit) > 6 else ''}"
         text = (
             f"kill {self.number} at {self.at:.0f} s: {self.signal} {self.victim} ({self.pids} processes)"
@@ -169,6 +203,30 @@ class Figures:
     lost_waits: int = 0
     terminated_on_deadline: int = 0
     seconds: float = 0.0
+    #: How many faults of each kind (kills, stalls, AOM faults) were made.
+    faults: dict[str, int] = field(default_factory=dict)
+    #: Seconds AOM's clock is ahead of the hosts' (``--aom-skew``, its seeded sign).
+    aom_skew: float = 0.0
+    #: Per fault kind (and "none"): tasks, outcomes, retries, end delays, deadline lateness.
+    by_fault: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass
+class TaskRecord:
+    """One task instance as the check saw it (epoch seconds, host clock)."""
+
+    name: str
+    state: str | None
+    tries: int
+    start: float | None
+    end: float | None
+    #: From its wait's execution's end (AOM's clock, the skew taken off) to the task's end.
+    end_delay: float | None = None
+    #: Seconds each terminated wf-slow execution ended after its deadline.
+    lateness: list[float] = field(default_factory=list)
+
+    def overlaps(self, window: tuple[float, float]) -> bool:
+        return self.start is not None and self.start <= window[1] and (self.end is None or self.end >= window[0])
 
 
 class Campaign:
@@ -183,6 +241,15 @@ class Campaign:
         self.runs = [Run(n, f"{self.tag}-{n:03d}", f"chaos-{self.tag}-{n:03d}") for n in range(1, args.runs + 1)]
         self.kills: list[Kill] = []
         self.kinds = self._plan_kinds(args.kills, args.stalls)
+        for kind, count in (
+            (AOM_BLACKHOLE, args.aom_blackholes),
+            (AOM_DOWN, args.aom_downs),
+            (AOM_STORM, args.aom_storms),
+        ):
+            for _ in range(count):  # at seeded places, as the stalls
+                self.kinds.insert(self.rng.randint(0, len(self.kinds)), kind)
+        #: The emulator's request log, gathered before each restart (a restart starts a new one) and at the end.
+        self.requests: list[dict[str, Any]] = []
         self.started = time.monotonic()
         self.restarting: threading.Thread | None = None
         self.pending_restart: tuple[Kill, float] | None = None  # (kill, when to restart)
@@ -274,6 +341,8 @@ class Campaign:
     def kill(self, kind: str, patient: bool) -> bool:
         """SIGKILL the busiest component of ``kind``; while ``patient``, only if it holds something (a kill of
         an idle component proves little). True when it killed."""
+        if kind in AOM_KINDS:
+            return self.aom_fault(kind, patient)
         loads = {name: self._load(name) for name in self.cluster.names("triggerer" if kind == STALL else kind)}
         top = max(len(v[0]) for v in loads.values())
         if top == 0 and patient:
@@ -286,6 +355,7 @@ class Campaign:
         kill.hit, kill.triggers = loads[kill.victim]
         kill.job_id = self.cluster.components[kill.victim].job_id
         kill.at = self.now()
+        kill.began = time.time()
         if kind == STALL:
             kill.signal = signal.SIGSTOP.name
             kill.pids = len(self.cluster.pause(kill.victim))
@@ -300,6 +370,47 @@ class Campaign:
         )
         self.pending_restart = (kill, kill.at + kill.restart_delay)
         return True
+
+    def aom_fault(self, kind: str, patient: bool) -> bool:
+        """Freeze, stop or storm the emulator for a seeded duration; while ``patient``, only while some task
+        waits on AOM (running or deferred). True when it began."""
+        rows = self.cluster.query(
+            "SELECT run_id, task_id, map_index FROM task_instance "
+            "WHERE dag_id = %s AND state IN ('running', 'deferred')",
+            (DAG_ID,),
+        )
+        if not rows and patient:
+            return False
+        low, high = self.args.aom_storm_seconds if kind == AOM_STORM else self.args.aom_outage_seconds
+        kill = Kill(len(self.kills) + 1, kind, victim="emulator", restart_delay=self.rng.uniform(low, high))
+        kill.hit = [self._ti_name(*r) for r in rows]
+        seed, retry_after = (self.rng.randrange(1, 2**31), self.rng.randint(1, 5)) if kind == AOM_STORM else (0, 0)
+        kill.at, kill.began = self.now(), time.time()
+        if kind == AOM_BLACKHOLE:
+            kill.signal = signal.SIGSTOP.name
+            kill.pids = len(self.cluster.pause("emulator"))
+        elif kind == AOM_DOWN:
+            self.save_requests()
+            kill.signal = signal.SIGTERM.name
+            kill.pids = len(self.cluster.kill("emulator", signal.SIGTERM, grace=10))
+        else:
+            share = self.args.aom_storm_share
+            fault = {"kind": "storm", "path": STORM_PATH, "duration": kill.restart_delay, "share": share}
+            self.cluster.emulator_admin("POST", "faults", {**fault, "seed": seed, "retry_after": retry_after})
+            kill.signal = f"{share:.0%} of AOM calls 503/429, Retry-After {retry_after} s, seed {seed}"
+        self.kills.append(kill)
+        print(f"chaos: {kill.at:5.0f} s  {kind}: {kill.signal} for {kill.restart_delay:.1f} s", flush=True)
+        self.pending_restart = (kill, kill.at + kill.restart_delay)
+        return True
+
+    def save_requests(self) -> None:
+        """Add the emulator's request log so far to ``requests`` (before a restart forgets it)."""
+        if self.cluster.emulator_url is None:
+            return
+        try:
+            self.requests += self.cluster.emulator_admin("GET", "requests", timeout=30)
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            self.notes.append(f"the emulator's request log could not be read: {exc}")
 
     def _load(self, name: str) -> tuple[list[str], set[int]]:
         """What the component holds now: running task instances (worker), triggers (triggerer), or the
@@ -374,14 +485,26 @@ class Campaign:
 
     def _restart(self, kill: Kill) -> None:
         try:
+            if kill.kind in AOM_KINDS:
+                if kill.kind == AOM_BLACKHOLE:
+                    self.cluster.resume("emulator")
+                elif kill.kind == AOM_DOWN:
+                    self.cluster.restart("emulator")
+                # A storm ends by itself in the emulator (its duration).
+                kill.ended = time.time()
+                kill.restarted_after = self.now() - kill.at
+                print(f"chaos: {self.now():5.0f} s  {kill.kind} over: AOM answers again", flush=True)
+                return
             if kill.kind == STALL:
                 # It wakes up holding triggers that are now another triggerer's: Airflow cancels them there
                 # as if a user had killed the task, and the provider must not terminate their executions.
                 self.cluster.resume(kill.victim)
+                kill.ended = time.time()
                 kill.restarted_after = self.now() - kill.at
                 print(f"chaos: {self.now():5.0f} s  {kill.victim} resumed (SIGCONT)", flush=True)
                 return
             self.cluster.restart(kill.victim)
+            kill.ended = time.time()
             kill.restarted_after = self.now() - kill.at
             print(f"chaos: {self.now():5.0f} s  {kill.victim} restarted and ready", flush=True)
         except Exception as exc:  # reported at the end: the campaign goes on with one component fewer
@@ -396,7 +519,14 @@ class Campaign:
     def execute(self) -> None:
         self.wait_for_dag()
         self.started = time.monotonic()
-        timeout = self.args.timeout or 180 + 30 * self.args.runs + 45 * self.args.kills
+        outages = self.args.aom_blackholes + self.args.aom_downs
+        timeout = self.args.timeout or (
+            180
+            + 30 * self.args.runs
+            + 45 * self.args.kills
+            + (30 + self.args.aom_outage_seconds[1]) * outages
+            + (30 + self.args.aom_storm_seconds[1]) * self.args.aom_storms
+        )
         queue = list(self.runs)
         print(
             f"chaos: seed {self.args.seed}, {len(self.runs)} runs ({self.args.parallel} at a time), "
@@ -460,9 +590,24 @@ class Campaign:
         figures = Figures(runs=len(self.runs), kills=len(self.kills))
         problems: list[str] = list(self.errors)
         rows = self.cluster.query(
-            "SELECT run_id, task_id, map_index, state, try_number FROM task_instance WHERE dag_id = %s", (DAG_ID,)
+            "SELECT run_id, task_id, map_index, state, try_number, extract(epoch FROM start_date), "
+            "extract(epoch FROM end_date) FROM task_instance WHERE dag_id = %s",
+            (DAG_ID,),
         )
         tis = {(r[0], r[1], r[2]): (r[3], r[4]) for r in rows}
+        times = {(r[0], r[1], r[2]): (_epoch(r[5]), _epoch(r[6])) for r in rows}
+        # A retried task's first try began earlier than the task instance row now says.
+        for run_id, task_id, map_index, first in self.cluster.query(
+            "SELECT run_id, task_id, map_index, extract(epoch FROM min(start_date)) FROM task_instance_history "
+            "WHERE dag_id = %s GROUP BY run_id, task_id, map_index",
+            (DAG_ID,),
+        ):
+            key = (run_id, task_id, map_index)
+            if key in times and first is not None:
+                start, end = times[key]
+                times[key] = (min(float(first), start) if start is not None else float(first), end)
+        skew = self.args.aom_skew_applied
+        records: list[TaskRecord] = []
         lateness: list[tuple[float, str]] = []
         self.retried = 0
         for run in self.runs:
@@ -480,7 +625,11 @@ class Campaign:
             for expected in EXPECTED:
                 figures.tasks += 1
                 name = self._ti_name(run.run_id, expected.task_id, expected.map_index)
-                state, tries = tis.get((run.run_id, expected.task_id, expected.map_index), (None, 0))
+                key = (run.run_id, expected.task_id, expected.map_index)
+                state, tries = tis.get(key, (None, 0))
+                start, end = times.get(key, (None, None))
+                record = TaskRecord(name, state, tries or 0, start, end)
+                records.append(record)
                 workflow_id = expected.workflow_id(run.run)
                 seen = executions.get(workflow_id, []) if workflow_id else []
                 shown = [describe_execution(e) for e in seen]
@@ -504,6 +653,11 @@ class Campaign:
                         self.slow_resubmits += len(seen) - 1
                         self.notes.append(f"{name}: {len(seen)} executions of {workflow_id} (tries {tries}): {shown}")
                 succeeded = any(e.get("status") == "success" for e in seen)
+                # The sensor waits on the start task's execution.
+                waited = executions.get(f"wf-ok-{run.run}-start", []) if expected.task_id == "sensor" else seen
+                ended = [e["end_time"] for e in waited if isinstance(e.get("end_time"), int) and e["end_time"] > 0]
+                if ended and end is not None:
+                    record.end_delay = end - (max(ended) / 1000 - skew)
                 if expected.state == "success" and workflow_id is not None and not succeeded:
                     lost = True
                     problems.append(f"{name}: no execution of {workflow_id} succeeded: {shown}")
@@ -517,7 +671,14 @@ class Campaign:
                                 f"{name}: execution {execution.get('execution_id')} is {status}, not terminated"
                             )
                             continue
-                        late = (end - begin) / 1000 - SLOW_TIMEOUT
+                        # The deadline counts from the first submit attempt: just before the execution's begin,
+                        # unless AOM was out then and the submit got through late (its begin is later, the
+                        # deadline is not). The task's first start (host clock) comes before that attempt, so
+                        # a cancel is early only when early against both.
+                        reference = begin / 1000 - skew
+                        if start is not None:
+                            reference = min(reference, start)
+                        late = (end / 1000 - skew) - reference - SLOW_TIMEOUT
                         if late < -DEADLINE_TOLERANCE:
                             ok = False
                             problems.append(
@@ -527,6 +688,7 @@ class Campaign:
                             continue
                         figures.terminated_on_deadline += 1
                         lateness.append((late, name))
+                        record.lateness.append(late)
                 figures.lost_waits += lost
                 if not ok:
                     wrong.append(
@@ -559,6 +721,7 @@ class Campaign:
         if left != (0, 0):
             figures.lost_waits += int(left[0])
             problems.append(f"{left[0]} triggers left, {left[1]} task instances still deferred")
+        figures.by_fault = self.by_fault(records)
         if lateness:
             lateness.sort()
             latest = ", ".join(f"{n} +{late:.1f} s" for late, n in lateness[-3:])
@@ -568,10 +731,70 @@ class Campaign:
             )
         return figures, problems
 
+    def by_fault(self, records: list[TaskRecord]) -> dict[str, dict[str, Any]]:
+        """Per fault kind (and "none": tasks no fault overlapped): the tasks it overlapped and what became of
+        them. A task overlaps a fault when it ran or waited (first try's start to its end) at some moment from
+        the fault's beginning until its victim was back."""
+        windows: dict[str, list[tuple[float, float]]] = {}
+        for kill in self.kills:
+            windows.setdefault(kill.kind, []).append(kill.window())
+        retries = self.http_retries()
+        storm_answers = [r for r in self.requests if r.get("fault") == "storm"]
+        skew = self.args.aom_skew_applied
+        summary: dict[str, dict[str, Any]] = {}
+        for kind in [k for k in ALL_KINDS if k in windows] + ["none"]:
+            if kind == "none":
+                every = [w for spans in windows.values() for w in spans]
+                affected = [r for r in records if not any(r.overlaps(w) for w in every)]
+                spans: list[tuple[float, float]] = []
+                logged = [t for t in retries if not any(a <= t <= b for a, b in every)]
+            else:
+                spans = windows[kind]
+                affected = [r for r in records if any(r.overlaps(w) for w in spans)]
+                logged = [t for t in retries if any(a <= t <= b for a, b in spans)]
+            delays = [r.end_delay for r in affected if r.end_delay is not None]
+            late = [value for r in affected for value in r.lateness]
+            entry: dict[str, Any] = {
+                "events": len(spans),
+                "seconds": round(sum(b - a for a, b in spans), 1),
+                "tasks": len(affected),
+                "outcomes": dict(Counter(str(r.state) for r in affected)),
+                "task_retries": sum(max(0, r.tries - 1) for r in affected),
+                "http_retries": len(logged),
+                "end_delay_median": _rounded(statistics.median(delays)) if delays else None,
+                "end_delay_max": _rounded(max(delays)) if delays else None,
+                "deadline_lateness_median": _rounded(statistics.median(late)) if late else None,
+                "deadline_lateness_max": _rounded(max(late)) if late else None,
+            }
+            if kind == AOM_STORM:
+                # The request log's times are AOM's clock.
+                entry["storm_answers"] = sum(
+                    1 for r in storm_answers if any(a <= float(r["time"]) - skew <= b + 1 for a, b in spans)
+                )
+            summary[kind] = entry
+        return summary
+
+    def http_retries(self) -> list[float]:
+        """Epoch seconds of every HTTP retry the provider logged (task and trigger logs)."""
+        found: list[float] = []
+        for path in (self.cluster.home / "logs" / f"dag_id={DAG_ID}").glob("**/attempt=*.log*"):
+            for line in path.read_text(errors="replace").splitlines():
+                if "retrying in" not in line:
+                    continue
+                try:
+                    entry = json.loads(line)
+                    if RETRY_EVENT.match(str(entry.get("event", ""))):
+                        found.append(datetime.fromisoformat(str(entry["timestamp"])).timestamp())
+                except (ValueError, KeyError, TypeError, AttributeError):
+                    continue
+        return found
+
     def report_kills(self) -> None:
         """What each kill hit and how the cluster recovered (all measured here)."""
         counts = Counter(k.kind for k in self.kills)
-        print(f"chaos: {len(self.kills)} kills: " + ", ".join(f"{counts[k]} {k}" for k in (*KINDS, STALL)))
+        print(f"chaos: {len(self.kills)} kills and faults: " + ", ".join(f"{counts[k]} {k}" for k in ALL_KINDS))
+        if self.args.aom_skew_applied:
+            print(f"chaos: AOM's clock was {self.args.aom_skew_applied:+.0f} s off the hosts' for the whole run")
         for kill in self.kills:
             print(f"chaos: {kill.describe()}")
         handovers = [k.handover for k in self.kills if k.handover is not None and k.moved]
@@ -665,6 +888,26 @@ class Campaign:
                 yield f"{name} {logs[-1].name}", tail(logs[-1], 25)
 
 
+def _epoch(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _rounded(value: float) -> float:
+    return round(value, 1)
+
+
+def seconds_range(text: str) -> tuple[float, float]:
+    """``LOW:HIGH`` (or one number) seconds, 0 < LOW <= HIGH."""
+    low_text, _, high_text = text.partition(":")
+    try:
+        low, high = float(low_text), float(high_text or low_text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LOW:HIGH seconds, got {text!r}") from None
+    if not 0 < low <= high:
+        raise argparse.ArgumentTypeError(f"expected 0 < LOW <= HIGH, got {text!r}")
+    return low, high
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=30, help="DAG runs")
@@ -675,6 +918,38 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=0,
         help="SIGSTOPs of a triggerer past its health threshold, then SIGCONT (its triggers move meanwhile)",
+    )
+    parser.add_argument(
+        "--aom-blackholes", type=int, default=0, help="AOM outages where connections hang: the emulator SIGSTOPped"
+    )
+    parser.add_argument(
+        "--aom-downs",
+        type=int,
+        default=0,
+        help="AOM outages where connections are refused: the emulator stopped, then started on the same port "
+        "with its executions",
+    )
+    parser.add_argument(
+        "--aom-storms", type=int, default=0, help="episodes where a share of AOM calls get 503/429 with Retry-After"
+    )
+    parser.add_argument(
+        "--aom-outage-seconds",
+        type=seconds_range,
+        default=(30.0, 120.0),
+        metavar="LOW:HIGH",
+        help="seeded duration of a blackhole or a down",
+    )
+    parser.add_argument(
+        "--aom-storm-seconds", type=seconds_range, default=(30.0, 90.0), metavar="LOW:HIGH", help="duration of a storm"
+    )
+    parser.add_argument("--aom-storm-share", type=float, default=0.5, help="share of AOM calls a storm answers")
+    parser.add_argument(
+        "--aom-skew",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="AOM's clock this far off the hosts' for the whole run, the sign seeded (with --aom-conn: the caller's "
+        "AOM's known skew, signed, used to measure end delays)",
     )
     parser.add_argument("--parallel", type=int, default=3, help="DAG runs in flight at once")
     parser.add_argument("--aom-conn", help="aom_default for every component (JSON) instead of the emulator")
@@ -696,10 +971,29 @@ def main(argv: list[str] | None = None) -> int:
         args.seed = random.SystemRandom().randrange(1, 1_000_000)
     if args.runs < 1 or args.kills < 0 or args.stalls < 0 or args.parallel < 1:
         raise SystemExit("--runs and --parallel must be at least 1, --kills and --stalls at least 0")
+    if min(args.aom_blackholes, args.aom_downs, args.aom_storms) < 0 or not 0 < args.aom_storm_share <= 1:
+        raise SystemExit("--aom-blackholes, --aom-downs, --aom-storms must be at least 0, --aom-storm-share in (0, 1]")
+    if args.aom_conn:
+        # Another AOM stand-in: its faults are the caller's; the campaign only counts.
+        if args.aom_blackholes or args.aom_downs or args.aom_storms:
+            print("chaos: --aom-conn: AOM-side faults are the caller's; none is injected here", flush=True)
+        args.aom_blackholes = args.aom_downs = args.aom_storms = 0
+        args.aom_skew_applied = args.aom_skew
+    else:
+        # Its own generator: the kills' plan of a seed stays what it was without --aom-skew.
+        sign = random.Random(f"aom-skew-{args.seed}").choice((-1, 1))  # noqa: S311 - reproducible chaos
+        args.aom_skew_applied = sign * abs(args.aom_skew)
     install_signal_handlers()
     began = time.monotonic()
     cluster = Cluster(
-        ClusterConfig(workdir=args.workdir, keep=args.keep, dag_files=[DAG_FILE], aom_conn=args.aom_conn, chaos=True)
+        ClusterConfig(
+            workdir=args.workdir,
+            keep=args.keep,
+            dag_files=[DAG_FILE],
+            aom_conn=args.aom_conn,
+            chaos=True,
+            aom_clock_skew=0.0 if args.aom_conn else args.aom_skew_applied,
+        )
     )
     try:
         cluster.start()
@@ -712,7 +1006,10 @@ def main(argv: list[str] | None = None) -> int:
         campaign = Campaign(args, cluster)
         campaign.execute()
         campaign.wait_for_quiet()
+        campaign.save_requests()
         figures, problems = campaign.check()
+        figures.faults = {kind: sum(1 for k in campaign.kills if k.kind == kind) for kind in ALL_KINDS}
+        figures.aom_skew = args.aom_skew_applied
         try:
             cluster.check_loopback()
         except ClusterError as exc:

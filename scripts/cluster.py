@@ -5,7 +5,9 @@ Starts, each in a session (process group) of its own and all bound to loopback o
 - PostgreSQL (Debian's ``postgresql``): a private cluster made with ``initdb`` in the work directory, run as
   the ``postgres`` user on a free port with its own socket directory;
 - Redis (Debian's ``redis-server``), the Celery broker, as the ``redis`` user, no persistence;
-- the AOM emulator (``--pattern-workflows``) unless an ``aom_default`` connection is given;
+- the AOM emulator (``--pattern-workflows``) unless an ``aom_default`` connection is given, on a fixed free
+  port with a ``--state-file`` in the work directory, so ``restart("emulator")`` brings back the same AOM
+  (same port, same executions) and ``--aom-clock-skew`` runs its clock off the hosts';
 - ``airflow db migrate``, then the api-server, the scheduler, the dag-processor, 2 triggerers and 2 Celery
   workers (``--concurrency 2``), all sharing one AIRFLOW_HOME and explicit secrets.
 
@@ -233,6 +235,8 @@ class ClusterConfig:
     chaos: bool = False
     extra_env: dict[str, str] = field(default_factory=dict)
     start_timeout: float = 300.0
+    #: Seconds the emulator's clock is off the hosts' (its ``--clock-skew``); ignored with ``aom_conn``.
+    aom_clock_skew: float = 0.0
 
 
 @dataclass
@@ -483,20 +487,45 @@ class Cluster:
             self.aom_conn = self.config.aom_conn
             json.loads(self.aom_conn)  # fail early on a malformed --aom-conn
             return
-        argv = [sys.executable, "-m", "airflow_provider_aom.emulator", "--port", "0", "--pattern-workflows", "--quiet"]
+        # A fixed port and a state file: a restart is the same AOM, with the executions it had.
+        state_dir = self.workdir / "emulator"
+        state_dir.mkdir(exist_ok=True)
+        argv = [sys.executable, "-m", "airflow_provider_aom.emulator", "--port", str(free_port())]
+        argv += ["--pattern-workflows", "--quiet", "--state-file", str(state_dir / "state.json")]
+        if self.config.aom_clock_skew:
+            argv += ["--clock-skew", repr(float(self.config.aom_clock_skew))]
         component = self._add("emulator", "emulator", argv, dict(os.environ))
         component.start()
+        self.emulator_url = self._await_emulator()
+        if not self.emulator_url.startswith("http://127.0.0.1:"):
+            raise ClusterError(f"the emulator printed {self.emulator_url!r}, not a loopback URL")
+        self.aom_conn = json.dumps(emulator_connection(self.emulator_url))
 
-        # Its first stdout line is its base URL; stdout goes to the log, so read it from there.
+    def _await_emulator(self, timeout: float = 60) -> str:
+        """The base URL the emulator's current process printed (its first stdout line, in its log)."""
+        component = self.components["emulator"]
+
         def first_line() -> list[str]:
             self._check_alive("emulator")
             return component.output().strip().splitlines()[:1]
 
-        first = wait_for(first_line, 60, "the AOM emulator's URL", interval=0.1)
-        self.emulator_url = first[0].strip()
-        if not self.emulator_url.startswith("http://127.0.0.1:"):
-            raise ClusterError(f"the emulator printed {self.emulator_url!r}, not a loopback URL")
-        self.aom_conn = json.dumps(emulator_connection(self.emulator_url))
+        return str(wait_for(first_line, timeout, "the AOM emulator's URL", interval=0.1)[0].strip())
+
+    def emulator_admin(self, method: str, path: str, body: Any = None, timeout: float = 10) -> Any:
+        """One call to the emulator's ``/_emulator/*`` control API; the JSON answer."""
+        if self.emulator_url is None:
+            raise ClusterError("the cluster runs no emulator (--aom-conn)")
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(  # noqa: S310 - the loopback URL the emulator printed
+            f"{self.emulator_url}/_emulator/{path}",
+            data=data,
+            method=method,
+            headers={"Content-Type": "application/json"},
+        )
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open(request, timeout=timeout) as response:
+            text = response.read().decode()
+        return json.loads(text) if text else None
 
     def _airflow_env(self) -> None:
         self.api_port = self.config.api_port or free_port()
@@ -724,6 +753,10 @@ class Cluster:
             self._await_worker(name, deadline)
         elif component.kind == "api-server":
             wait_for(self._api_healthy, self.config.start_timeout, "the api-server")
+        elif component.kind == "emulator":
+            url = self._await_emulator()
+            if url != self.emulator_url:
+                raise ClusterError(f"the restarted emulator serves {url}, not {self.emulator_url}")
 
     # ------------------------------------------------------------------ stop
 
@@ -740,6 +773,8 @@ class Cluster:
             group = [c for c in self.components.values() if c.kind in kinds and c.proc is not None]
             for component in group:
                 assert component.proc is not None
+                # A component paused by chaos (SIGSTOP) would not see the SIGTERM before the grace ran out.
+                self._signal_session(component.name, signal.SIGCONT)
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     if component.kind == "worker":
                         # Celery's main process stops its pool itself (a warm shutdown); SIGTERM straight to
