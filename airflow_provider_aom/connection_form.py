@@ -100,10 +100,11 @@ def conn_fields() -> dict[str, Any]:
 
 def ui_field_behaviour() -> dict[str, Any]:
     """``ui-field-behaviour`` for ``get_provider_info()`` (hyphenated keys)."""
+    # Copies: the provider manager may rewrite what it is given.
     return {
-        "hidden-fields": BEHAVIOUR["hidden_fields"],
-        "relabeling": BEHAVIOUR["relabeling"],
-        "placeholders": BEHAVIOUR["placeholders"],
+        "hidden-fields": list(BEHAVIOUR["hidden_fields"]),
+        "relabeling": dict(BEHAVIOUR["relabeling"]),
+        "placeholders": dict(BEHAVIOUR["placeholders"]),
     }
 
 

@@ -141,9 +141,12 @@ class AomHook(_AomBaseHook):
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
         """Hidden, relabelled and placeholder fields (Airflow 2.11 to 3.1; 3.2+ reads ``ui-field-behaviour``)."""
+        import copy
+
         from airflow_provider_aom.connection_form import BEHAVIOUR
 
-        return BEHAVIOUR
+        # A copy: Airflow 2.11 prefixes the placeholders' keys with extra__huaweicloud_aom__ in place.
+        return copy.deepcopy(BEHAVIOUR)
 
     # ------------------------------------------------------------------ connection
 

@@ -86,3 +86,12 @@ def test_the_widgets_for_older_uis_are_the_same_fields() -> None:
         expected = {"password": PasswordField, "integer": IntegerField}.get(kind, StringField)
         assert widget.field_class is expected, name
         assert widget.kwargs["description"] == BY_NAME[name].description
+
+
+def test_the_hook_hands_airflow_a_copy_of_the_behaviour() -> None:
+    """Airflow 2.11 rewrites the placeholders' keys of what the hook returns: the form's own must not change."""
+    from airflow_provider_aom.hooks.aom import AomHook
+
+    given = AomHook.get_ui_field_behaviour()
+    given["placeholders"]["extra__huaweicloud_aom__region"] = given["placeholders"].pop("region")
+    assert "region" in BEHAVIOUR["placeholders"] and "extra__huaweicloud_aom__region" not in BEHAVIOUR["placeholders"]
