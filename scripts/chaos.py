@@ -396,8 +396,11 @@ class Campaign:
         else:
             share = self.args.aom_storm_share
             fault = {"kind": "storm", "path": STORM_PATH, "duration": kill.restart_delay, "share": share}
+            status = self.args.aom_storm_status
+            fault["status"] = 0 if status == "mixed" else int(status)
             self.cluster.emulator_admin("POST", "faults", {**fault, "seed": seed, "retry_after": retry_after})
-            kill.signal = f"{share:.0%} of AOM calls 503/429, Retry-After {retry_after} s, seed {seed}"
+            shown = "503/429" if status == "mixed" else status
+            kill.signal = f"{share:.0%} of AOM calls {shown}, Retry-After {retry_after} s, seed {seed}"
         self.kills.append(kill)
         print(f"chaos: {kill.at:5.0f} s  {kind}: {kill.signal} for {kill.restart_delay:.1f} s", flush=True)
         self.pending_restart = (kill, kill.at + kill.restart_delay)
@@ -943,6 +946,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--aom-storm-seconds", type=seconds_range, default=(30.0, 90.0), metavar="LOW:HIGH", help="duration of a storm"
     )
     parser.add_argument("--aom-storm-share", type=float, default=0.5, help="share of AOM calls a storm answers")
+    parser.add_argument(
+        "--aom-storm-status",
+        choices=("mixed", "503", "429"),
+        default="mixed",
+        help="what a storm answers: a seeded mix of 503 and 429, or only one of them",
+    )
     parser.add_argument(
         "--aom-skew",
         type=float,
