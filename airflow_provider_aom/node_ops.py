@@ -32,8 +32,12 @@ from airflow_provider_aom.exceptions import (
     AomBadRequestError,
     AomConfigurationError,
     AomError,
+    AomInvalidResponseError,
     AomNodeActionRefusedError,
     AomNothingToOperateError,
+    AomServerError,
+    AomThrottledError,
+    AomTransportError,
 )
 from airflow_provider_aom.retry import may_have_happened
 from airflow_provider_aom.vocabulary import (
@@ -41,7 +45,10 @@ from airflow_provider_aom.vocabulary import (
     FAILED_NODE_STATUSES,
     PAUSED_EXECUTION_STATUS,
     PAUSED_NODE_STATUS,
+    TERMINATE_PATIENCE_SECONDS,
     NodeAction,
+    Outcome,
+    StatusRules,
     is_valid_id,
 )
 
@@ -187,3 +194,44 @@ def operate_execution(
         f"ambiguously ({cause}) and the execution still shows the node {node_status}: it was not re-sent. Look at "
         "the execution in the AOM console before acting again."
     )
+
+
+# --------------------------------------------------------------------------- terminate
+
+
+def terminate_when_reachable(
+    workflow_id: str, execution_id: str, project_id: str | None = None, patience: float = TERMINATE_PATIENCE_SECONDS
+) -> Plan[None]:
+    """Terminate the execution, trying again for up to ``patience`` seconds while AOM cannot be reached.
+
+    For a task whose deadline passed during an AOM outage: each attempt is a normal call (with its
+    own retries); between attempts that found AOM unreachable (no answer, refused, 5xx, 429) the plan
+    pauses and tries again, so the execution is terminated as soon as AOM answers. When AOM refuses
+    (400) after an attempt whose answer was lost, the execution is read: one that has ended counts
+    as terminated.
+    """
+    until = time.monotonic() + patience
+    unclear = False
+    while True:
+        try:
+            yield api.terminate_execution(workflow_id, execution_id, project_id)
+            return
+        except AomBadRequestError:
+            if not unclear:
+                raise
+            detail: dict[str, Any] = yield api.get_execution(workflow_id, execution_id, project_id)
+            if StatusRules().outcome(str(detail.get("status", ""))) is Outcome.RUNNING:
+                raise
+            return
+        except (AomTransportError, AomServerError, AomThrottledError, AomInvalidResponseError) as exc:
+            unclear = unclear or may_have_happened(exc)
+            left = until - time.monotonic()
+            if left <= 0:
+                raise
+            log.warning(
+                "AOM did not answer the terminate of execution %s (%s); trying again for up to %.0f s.",
+                escape(execution_id, 64),
+                exc,
+                left,
+            )
+            yield Pause(min(5.0, left))

@@ -232,7 +232,9 @@ def earlier_execution(workflow_id: str, since: float, project_id: str | None = N
     instance's first try started, so only an execution an earlier try can have started qualifies.
     """
     executions: ExecutionList = yield recent_executions(workflow_id, since, project_id)
-    candidates = in_window(executions, (since - DATE_MARGIN, time.time() + DATE_MARGIN))
+    # begin_time is on AOM's clock: the window moves by its offset from ours (none known: taken as 0).
+    offset = executions.clock_offset or 0.0
+    candidates = in_window(executions, (since + offset - DATE_MARGIN, time.time() + offset + 1 + DATE_MARGIN))
     if any(c.created_by for c in candidates):
         identity: Identity | None = yield Identify()
         if identity is not None:

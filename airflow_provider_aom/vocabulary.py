@@ -167,6 +167,9 @@ ERROR_BODY_BYTES = 64 * 1024
 DEFAULT_TIMEOUT = 30.0
 #: The longest a time setting of a connection may be (``timeout``, ``retry_total``, ``submit_clock_skew``), seconds.
 MAX_SETTING_SECONDS = 3600.0
+#: Seconds a task whose deadline passed keeps trying to terminate its execution while AOM does not answer
+#: (an outage: no answer, refused connections, 5xx, 429): it is terminated as soon as AOM answers again.
+TERMINATE_PATIENCE_SECONDS = 300.0
 #: Seconds: a poll that fails this close to a wait's deadline was cut by it, so the wait ends as a timeout.
 DEADLINE_SLACK = 0.5
 

@@ -96,6 +96,7 @@ class _AomBaseHook(BaseHook):
     get_execution = verb(api.get_execution)
     list_executions = verb(api.list_executions)
     terminate_execution = verb(api.terminate_execution)
+    terminate_when_reachable = verb(node_ops.terminate_when_reachable)
     operate_execution = verb(node_ops.operate_execution)
     list_workflows = verb(api.list_workflows)
     find_workflow = verb(api.find_workflow)

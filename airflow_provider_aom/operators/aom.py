@@ -267,12 +267,16 @@ class _AomExecutionWait(BaseOperator):
                 f"{what}. It was left running: this task did not start it (or adopted it without being able to check "
                 "who created it), so it does not terminate it. Stop it in the AOM console if it must not go on."
             )
-        self._terminate(execution_id, reason="the timeout passed")
+        self._terminate(execution_id, reason="the timeout passed", patient=True)
         raise AomExecutionTimeoutError(f"{what}; it was terminated.")
 
-    def _terminate(self, execution_id: str, *, reason: str) -> None:
+    def _terminate(self, execution_id: str, *, reason: str, patient: bool = False) -> None:
+        """Best-effort terminate; ``patient``: through an AOM outage (the timeout's own terminate must happen)."""
         try:
-            self.hook.terminate_execution(self._workflow, execution_id, self.project_id)
+            if patient:
+                self.hook.terminate_when_reachable(self._workflow, execution_id, self.project_id)
+            else:
+                self.hook.terminate_execution(self._workflow, execution_id, self.project_id)
             self.log.warning("Terminated execution %s of AOM workflow %s: %s.", execution_id, self._workflow, reason)
         except Exception as exc:  # best-effort: report the original problem, not this one
             self.log.warning("Could not terminate execution %s (%s): %s", execution_id, reason, exc)

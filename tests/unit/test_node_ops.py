@@ -87,3 +87,64 @@ def test_on_node_failure_values_are_checked() -> None:
         on_node_failure("retry")
     with pytest.raises(ValueError, match="must be one of fail, wait"):
         on_node_failure("restart", (OnNodeFailure.FAIL, OnNodeFailure.WAIT))
+
+
+# --------------------------------------------------------------------------- terminate_when_reachable
+
+
+def _drive(plan: Any, answers: list[Any]) -> list[str]:
+    """Run a plan, answering its calls from ``answers`` in order; returns what it did (pauses included)."""
+    from airflow_provider_aom.api import Call, Pause
+
+    done: list[str] = []
+    try:
+        step = next(plan)
+        while True:
+            if isinstance(step, Pause):
+                done.append("pause")
+                step = plan.send(None)
+                continue
+            assert isinstance(step, Call)
+            done.append(step.request("0" * 32).path.rsplit("/", 1)[-1])
+            answer = answers.pop(0)
+            step = plan.throw(answer) if isinstance(answer, Exception) else plan.send(answer)
+    except StopIteration:
+        return done
+
+
+def _server_error(status: int) -> Exception:
+    from airflow_provider_aom.exceptions import error_for_status
+
+    return error_for_status(status)(
+        status=status, error_code="X", error_msg="down", request_id=None, action="Terminate", retry_after=None
+    )
+
+
+def test_terminate_goes_on_through_an_outage_until_aom_answers() -> None:
+    from airflow_provider_aom.exceptions import AomTransportError
+    from airflow_provider_aom.node_ops import terminate_when_reachable
+
+    outage = [AomTransportError("refused", sent=False), _server_error(503), AomTransportError("no answer", sent=True)]
+    done = _drive(terminate_when_reachable("wf", "e-1", patience=60), [*outage, None])
+    assert done == ["terminate", "pause", "terminate", "pause", "terminate", "pause", "terminate"]
+
+
+def test_terminate_gives_up_when_its_patience_is_spent() -> None:
+    from airflow_provider_aom.exceptions import AomTransportError
+    from airflow_provider_aom.node_ops import terminate_when_reachable
+
+    with pytest.raises(AomTransportError):
+        _drive(terminate_when_reachable("wf", "e-1", patience=0), [AomTransportError("refused", sent=False)])
+
+
+def test_a_refusal_after_a_lost_answer_is_success_when_the_execution_ended() -> None:
+    from airflow_provider_aom.exceptions import AomBadRequestError, AomTransportError
+    from airflow_provider_aom.node_ops import terminate_when_reachable
+
+    lost = AomTransportError("no answer", sent=True)
+    done = _drive(terminate_when_reachable("wf", "e-1", patience=60), [lost, _server_error(400), {"status": "cancel"}])
+    assert done == ["terminate", "pause", "terminate", "status"]
+    with pytest.raises(AomBadRequestError):  # refused at once: nothing of ours was unclear, so it stands
+        _drive(terminate_when_reachable("wf", "e-1", patience=60), [_server_error(400)])
+    with pytest.raises(AomBadRequestError):  # refused while it still runs
+        _drive(terminate_when_reachable("wf", "e-1", patience=60), [lost, _server_error(400), {"status": "executing"}])

@@ -135,3 +135,17 @@ def test_the_ambiguous_message_names_every_execution_seen_escaped() -> None:
     assert "executions that began since then: e-2 (created by etl-bot), e-3 (created by etl-bot)" in message
     assert "started by other users (left alone): e-1\\x0a2026-12-02 ERROR forged (created by alice)" in message
     assert message.endswith("Nothing was re-sent.")
+
+
+@pytest.mark.parametrize("skew", [600.0, -600.0])
+def test_an_earlier_try_is_found_on_aoms_clock_whatever_its_skew(skew: float) -> None:
+    """AOM stamps begin_time with its own clock: ten minutes off the hosts' must not hide the earlier try's run."""
+    import dataclasses
+
+    aom_now_ms = int((time.time() + skew) * 1000)
+    plan = earlier_execution("wf", time.time() - 60)
+    next(plan)
+    listing = dataclasses.replace(listed(brief("e-mine", aom_now_ms - 30_000, None)), clock_offset=skew)
+    with pytest.raises(StopIteration) as done:
+        plan.send(listing)
+    assert done.value.value == "e-mine"
