@@ -113,7 +113,8 @@ class StatusTracker:
         self.log = log
         self.last = last
         #: The node runs already reported: (node id, function execution id or begin time).
-        self._ended: set[tuple[str, str]] = set()
+        #: A dict, for its insertion order: the oldest run is forgotten first, never one just reported.
+        self._ended: dict[tuple[str, str], None] = {}
         self._progress_lines = 0
 
     def observe(self, detail: Mapping[str, Any]) -> Outcome:
@@ -158,9 +159,9 @@ class StatusTracker:
             key = (node_id, run if isinstance(run, str) and run else str(node.get("begin_time")))
             if key in self._ended:
                 continue
-            self._ended.add(key)
+            self._ended[key] = None
             if len(self._ended) > 4 * MAX_PROGRESS_LINES:  # the memory a trigger keeps stays bounded too
-                self._ended.pop()
+                del self._ended[next(iter(self._ended))]
             self._progress_lines += 1
             if self._progress_lines > MAX_PROGRESS_LINES:
                 if self._progress_lines == MAX_PROGRESS_LINES + 1:

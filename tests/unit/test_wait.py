@@ -186,3 +186,17 @@ def test_status_changes_are_logged_once(caplog: pytest.LogCaptureFixture) -> Non
         return sum(f"is {status}." in r.getMessage() for r in caplog.records)
 
     assert lines("executing") == 1 and lines("success") == 1
+
+
+def test_the_memory_of_ended_node_runs_forgets_the_oldest_first() -> None:
+    from airflow_provider_aom.wait import MAX_PROGRESS_LINES
+
+    the_tracker = tracker()
+    count = 4 * MAX_PROGRESS_LINES + 10
+    nodes = [
+        {"node_id": f"n{i}", "status": "success", "begin_time": 1000 + i, "end_time": 2000 + i} for i in range(count)
+    ]
+    the_tracker.observe({"status": "executing", "execution_result_list": nodes})
+    remembered = the_tracker._ended
+    assert len(remembered) == 4 * MAX_PROGRESS_LINES
+    assert (f"n{count - 1}", str(1000 + count - 1)) in remembered and ("n0", "1000") not in remembered
