@@ -8,7 +8,8 @@
 * The execute POST (not idempotent, the API has no client token): re-sent only when it
   provably started nothing: no byte of it was written, or the gateway throttled it (429).
   A 401 is renewed and re-sent by the protocol. Everything else is ambiguous and is
-  resolved by the hook, never by a re-send.
+  resolved by the hook (:mod:`~airflow_provider_aom.submit`), which re-sends only after a 503
+  (:func:`is_unavailable`) and only when the execution list shows that nothing began.
 
 :class:`RetrySchedule` only decides; the sync hook sleeps with ``time.sleep`` and the async
 hook with ``asyncio.sleep``, so both follow one policy.
@@ -63,6 +64,16 @@ def is_safe_to_resend(exc: BaseException) -> bool:
     if isinstance(exc, AomTransportError):
         return not exc.sent
     return isinstance(exc, AomThrottledError)
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """A 503: the server says it cannot handle requests for now (overload, a backend down), so it most likely did not.
+
+    RFC 9110 §15.6.4. For a call that is not idempotent this is a strong hint, not a proof: the
+    submit re-sends after a 503 only once the execution list, read after the pause, shows no
+    execution began.
+    """
+    return isinstance(exc, AomServerError) and exc.status == 503
 
 
 def may_have_happened(exc: AomError) -> bool:

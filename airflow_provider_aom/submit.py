@@ -19,15 +19,17 @@ when killed) only when its creator was checked; otherwise the task follows it bu
 it. Anything else ends in :class:`~airflow_provider_aom.exceptions.AomAmbiguousSubmitError`.
 
 :func:`start_execution` is the whole submit as a plan (:data:`~airflow_provider_aom.api.Plan`),
-run alike by the sync and the async hook. :func:`earlier_execution` finds, for ``retry_from_failure``,
-the execution an earlier try of a task started, with the same window and creator rules.
+run alike by the sync and the async hook. With the same window and creator rules,
+:func:`pending_submit` finds what the submit of an earlier try started when that try was lost before
+it recorded the answer, and :func:`earlier_execution` finds, for ``retry_from_failure``, the execution
+an earlier try of a task started.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from airflow_provider_aom import api
@@ -40,7 +42,7 @@ from airflow_provider_aom.exceptions import (
     AomTransportError,
 )
 from airflow_provider_aom.execution_list import ExecutionBrief, ExecutionList, since
-from airflow_provider_aom.retry import may_have_happened
+from airflow_provider_aom.retry import RetrySchedule, is_unavailable, may_have_happened
 from airflow_provider_aom.vocabulary import check_id
 
 log = logging.getLogger(__name__)
@@ -181,48 +183,140 @@ def adoption_note(workflow_id: str, verdict: Verdict) -> str:
 # --------------------------------------------------------------------------- the submit, as a plan
 
 
-def start_execution(workflow_id: str, project_id: str | None = None) -> Plan[StartedExecution]:
+def start_execution(
+    workflow_id: str, project_id: str | None = None, *, first_sent_at: float | None = None
+) -> Plan[StartedExecution]:
     """Start an execution of ``workflow_id``: its id, and whether this task can show it started it.
 
-    Never starts two executions by accident: the POST is re-sent only when it provably started
-    nothing (no byte of it sent, 429, expired token). After an ambiguous failure the workflow's
-    executions are read instead, never the POST re-sent: after a timeout or a dropped connection
-    AOM may still be creating the execution, so the list is read again, about once a second, for
-    twice the connection's ``timeout``.
+    Never starts two executions by accident: the POST is re-sent at once only when it provably
+    started nothing (no byte of it sent, 429, expired token). After an ambiguous failure the
+    workflow's executions are read instead: after a timeout or a dropped connection AOM may still be
+    creating the execution, so the list is read again, about once a second, for twice the
+    connection's ``timeout``, and nothing is re-sent. After a 503 (the service said it is unavailable)
+    the POST is re-sent after the pause the server asked for, within the connection's retry bounds,
+    but only when the list, read after that pause, shows that no execution began since the first
+    POST; when the retries run out with nothing begun, the task fails retryably.
+
+    ``first_sent_at`` (epoch seconds): when an earlier attempt of this submit sent its POST, for a
+    window that covers it too.
     """
     check_workflow = check_id("workflow_id", workflow_id)
     settings = yield Settings()
-    timeout = settings.timeout
-    window = SubmitWindow(time.time(), settings.submit_clock_skew)
-    try:
-        execution_id: str = yield api.execute_workflow(check_workflow, project_id)
-        return StartedExecution(execution_id)
-    except AomError as exc:
-        if not may_have_happened(exc):
-            raise
-        cause = exc
-    log.warning(
-        "Submitting workflow %s failed ambiguously (%s); listing its executions to find out whether it started.",
-        escape(workflow_id, 64),
-        cause,
-    )
+    now = time.time()
+    window = SubmitWindow(min(first_sent_at, now) if first_sent_at else now, settings.submit_clock_skew)
+    resends = RetrySchedule(settings.retry, retryable=is_unavailable)
+    while True:
+        try:
+            execution_id: str = yield api.execute_workflow(check_workflow, project_id)
+            return StartedExecution(execution_id)
+        except AomError as exc:
+            if not may_have_happened(exc):
+                raise
+            cause = exc
+        pause = resends.pause_after(cause)
+        log.warning(
+            "Submitting workflow %s failed ambiguously (%s); %slisting its executions to find out whether it started.",
+            escape(workflow_id, 64),
+            cause,
+            f"after {pause:.1f} s " if pause is not None else "",
+        )
+        if pause is not None:
+            yield Pause(pause)
+        settle = 2 * settings.timeout if isinstance(cause, AomTransportError) else 0.0
+        verdict = yield from find_started(workflow_id, window, project_id, settle=settle, cause=cause)
+        if verdict.adopted is not None:
+            log.warning("%s", adoption_note(workflow_id, verdict))
+            return StartedExecution(verdict.adopted.execution_id, owned=verdict.owned, adopted=True)
+        if verdict.eligible or not is_unavailable(cause):
+            raise AomAmbiguousSubmitError(ambiguous_message(workflow_id, cause, verdict))
+        if pause is None:
+            log.warning(
+                "No execution of workflow %s began since the first submit: nothing started. Giving up for this try "
+                "(the connection's retry_attempts / retry_total are spent); an Airflow retry may submit again.",
+                escape(workflow_id, 64),
+            )
+            raise cause
+        log.warning("No execution of workflow %s began since the first submit: re-sending it.", escape(workflow_id, 64))
+
+
+def find_started(
+    workflow_id: str,
+    window: SubmitWindow,
+    project_id: str | None,
+    *,
+    settle: float,
+    cause: Exception,
+    unreadable: Callable[[Exception], AomError] | None = None,
+) -> Plan[Verdict]:
+    """Which execution a submit whose outcome is unknown started, read from the workflow's list.
+
+    The list is read again about once a second for ``settle`` seconds while it shows no candidate
+    (AOM may still be creating the execution). A list that cannot be read is tried again within the
+    connection's retry bounds, then ends in ``unreadable(list_error)`` (default:
+    :class:`~airflow_provider_aom.exceptions.AomAmbiguousSubmitError` naming ``cause``).
+    """
+    settings = yield Settings()
     listing = recent_executions(workflow_id, window.sent_at, project_id)
-    settle_until = time.monotonic() + (2 * timeout if isinstance(cause, AomTransportError) else 0.0)
+    # A list call already retries transient failures; this outer schedule lets one outage (a storm, a
+    # down, a blackhole) outlast it, within the same bounds again.
+    patience = RetrySchedule(settings.retry)
+    settle_until = time.monotonic() + settle
     while True:
         try:
             executions: ExecutionList = yield listing
         except AomError as exc:
-            raise AomAmbiguousSubmitError(unreadable_message(workflow_id, cause, exc)) from None
+            again = patience.pause_after(exc)
+            if again is None:
+                if unreadable is not None:
+                    raise unreadable(exc) from None
+                raise AomAmbiguousSubmitError(unreadable_message(workflow_id, cause, exc)) from None
+            yield Pause(again)
+            continue
         candidates = in_window(executions, window.bounds(executions.clock_offset, time.time()))
         if candidates or time.monotonic() >= settle_until:
             break
-        yield Pause(min(1.0, timeout / 4))
+        yield Pause(min(1.0, max(settle / 8, 0.1)))
     identity = (yield Identify()) if needs_identity(candidates) else None
-    verdict = decide(candidates, identity)
-    if verdict.adopted is None:
+    return decide(candidates, identity)
+
+
+def pending_submit(workflow_id: str, sent_at: float, project_id: str | None = None) -> Plan[StartedExecution | None]:
+    """What the submit of an earlier try started when that try was lost before it recorded the answer.
+
+    The earlier try recorded ``sent_at`` (epoch seconds) just before its POST, then its worker died
+    (or its answer never came) before the execution id was stored. The same rules as after an
+    ambiguous submit decide, on a list read now and again for twice the connection's ``timeout``
+    while it shows nothing: exactly one candidate is adopted, none means that POST started nothing
+    (None: the caller submits), more than one ends in
+    :class:`~airflow_provider_aom.exceptions.AomAmbiguousSubmitError`. A list that cannot be read
+    fails the try retryably (:class:`~airflow_provider_aom.exceptions.AomError`): nothing was sent,
+    and the next try asks again.
+    """
+    settings = yield Settings()
+    cause = AomError("an earlier try's submit got no recorded answer (its task process was lost)")
+
+    def unreadable(list_error: Exception) -> AomError:
+        return AomError(
+            f"An earlier try of this task submitted workflow {escape(workflow_id, 64)!r} and was lost before it "
+            f"recorded the answer; the execution list, which tells whether that submit started anything, cannot "
+            f"be read now ({list_error}). Nothing was sent; the next try looks again."
+        )
+
+    window = SubmitWindow(sent_at, settings.submit_clock_skew)
+    verdict = yield from find_started(
+        workflow_id, window, project_id, settle=2 * settings.timeout, cause=cause, unreadable=unreadable
+    )
+    if verdict.adopted is not None:
+        log.warning("%s", adoption_note(workflow_id, verdict))
+        return StartedExecution(verdict.adopted.execution_id, owned=verdict.owned, adopted=True)
+    if verdict.eligible:
         raise AomAmbiguousSubmitError(ambiguous_message(workflow_id, cause, verdict))
-    log.warning("%s", adoption_note(workflow_id, verdict))
-    return StartedExecution(verdict.adopted.execution_id, owned=verdict.owned, adopted=True)
+    log.info(
+        "The submit of an earlier try (sent %s) started no execution of workflow %s; submitting.",
+        time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(sent_at)),
+        escape(workflow_id, 64),
+    )
+    return None
 
 
 def earlier_execution(workflow_id: str, since: float, project_id: str | None = None) -> Plan[str | None]:

@@ -51,6 +51,9 @@ _durable_warned = False
 
 #: task_state_store key holding when the first submit happened (the timeout counts from it).
 SUBMITTED_AT_KEY = "aom_submitted_at"
+#: task_state_store key holding when the current submit's POST was sent, until its answer is stored: a try
+#: that finds it was preceded by one lost mid-submit (see :func:`~airflow_provider_aom.submit.pending_submit`).
+SUBMIT_SENT_KEY = "aom_submit_sent_at"
 #: task_state_store key: False when the execution was adopted without its creator being checked.
 OWNED_KEY = "aom_execution_owned"
 #: reuse_existing_run: running executions (newest first) whose detail is read before one is followed.
@@ -354,7 +357,8 @@ class AomExecuteWorkflowOperator(ResumableJobMixin, _AomExecutionWait):
     :param timeout: Seconds from the first submit after which the execution is
         terminated and the task fails; None waits without limit.
     :param durable: Airflow ≥ 3.3: a retry after a worker crash reattaches to the
-        execution it started (still running or succeeded) instead of starting another.
+        execution it started (still running or succeeded) instead of starting another,
+        also when the lost try never got its submit's answer.
     :param reuse_existing_run: When the workflow already has an execution that has not
         ended, follow the newest one instead of starting another (it is never terminated
         by this task: it did not start it).
@@ -495,18 +499,40 @@ class AomExecuteWorkflowOperator(ResumableJobMixin, _AomExecutionWait):
 
     def submit_job(self, context: Context) -> str:
         self._submitted_at = time.time()
+        store = context.get("task_state_store")
         started = self._reused_execution() if self.reuse_existing_run else None
+        pending = store.get(SUBMIT_SENT_KEY) if store is not None and self.durable else None
+        if started is None and isinstance(pending, (int, float)) and not isinstance(pending, bool):
+            started = self._pending_submit(float(pending))
         if started is None:
+            if store is not None:
+                # Before the POST: a try lost before it records the answer leaves this for the next try.
+                store.set(SUBMIT_SENT_KEY, self._submitted_at)
             started = self.hook.start_execution(self._workflow, project_id=self.project_id)
             self.log.info("Started execution %s of AOM workflow %s.", started.execution_id, self._workflow)
         self._owned = started.owned
-        store = context.get("task_state_store")
         if store is not None:
             store.set(SUBMITTED_AT_KEY, self._submitted_at)
             store.set(OWNED_KEY, started.owned)
             # Kept even when not durable: retry_from_failure looks here first.
             store.set(self.external_id_key, started.execution_id)
+            store.delete(SUBMIT_SENT_KEY)
         return started.execution_id
+
+    def _pending_submit(self, sent_at: float) -> StartedExecution | None:
+        """durable: the execution an earlier try's submit started when that try was lost before recording it."""
+        from airflow_provider_aom.submit import pending_submit
+
+        self.log.warning(
+            "An earlier try submitted AOM workflow %s and was lost before it recorded the answer: looking for the "
+            "execution that submit started before submitting again.",
+            self._workflow,
+        )
+        started = self.hook.run(pending_submit(self._workflow, sent_at, self.project_id))
+        if started is not None:
+            # The timeout counts from the earlier try's submit, which started this execution.
+            self._submitted_at = sent_at
+        return started
 
     def _reused_execution(self) -> StartedExecution | None:
         from airflow_provider_aom.submit import StartedExecution

@@ -110,3 +110,44 @@ def test_retry_after_a_crash_reattaches_to_the_same_execution(cluster: tuple[dic
     assert len(executions) == 1, f"the retry started another execution: {executions}"
     assert executions[0]["status"] == "success"
     assert (state, try_number) == ("success", 2)
+
+
+#: How long the emulator holds the first submit before it creates the execution and answers.
+SUBMIT_HELD = 8.0
+
+
+def test_a_try_lost_mid_submit_leaves_its_retry_the_execution_it_started(
+    cluster: tuple[dict[str, str], AomEmulator],
+) -> None:
+    """The task process dies while AOM holds its POST; AOM then starts the execution. The retry adopts it.
+
+    Nothing recorded the execution id (the answer never reached the task), only that a POST was sent:
+    the retry lists the workflow's executions since then and follows the one that POST started.
+    """
+    env, emulator = cluster
+    wait_for(
+        lambda: "aom_durable_crash" in airflow_cli(env, "dags", "list", "-o", "plain"),
+        120,
+        "the DAG to be parsed",
+        interval=POLL,
+    )
+    airflow_cli(env, "dags", "unpause", "aom_durable_crash")
+    emulator.state.add_fault("delay", method="POST", path=r"/executions$", delay=SUBMIT_HELD)
+    run_id = "lost-mid-submit"
+    airflow_cli(env, "dags", "trigger", "aom_durable_crash", "--run-id", run_id)
+
+    # The fault is used up once the POST has arrived: the emulator now holds it.
+    wait_for(lambda: not emulator.state.faults() or None, 120, "the first try's POST to arrive", interval=0.1)
+    [pid] = wait_for(task_runner_pids, 30, "the task process", interval=0.2)
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: emulator.state.executions(), 60, "the held POST to start its execution", interval=POLL)
+
+    def finished() -> tuple[str, int] | None:
+        state, try_number = ti_state(env, run_id)
+        return (state, try_number) if state in ("success", "failed") else None
+
+    state, try_number = wait_for(finished, 180, "the retry to finish", interval=POLL)
+    executions = emulator.state.executions()
+    assert len(executions) == 1, f"the retry started another execution: {executions}"
+    assert executions[0]["status"] == "success"
+    assert (state, try_number) == ("success", 2)

@@ -10,8 +10,9 @@ workflow of its own and checks the duplicate-start invariants:
 * a returned id is that execution;
 * every execution that existed when the hook answered is its return value or named in its
   error, unless the error says the execution list could not be read;
-* a POST is sent again only after an answer that proves nothing started (429, 401);
-* after reconciliation began, no further POST;
+* a POST is sent again only after an answer that proves nothing started (429, 401), or after
+  a 503 once the execution list, read after it, was answered (and showed nothing began);
+* after any other ambiguous answer, no further POST;
 * every error is one of the provider's typed errors.
 
 The plan is drawn from ``SEED`` before anything runs (override with the environment
@@ -21,6 +22,7 @@ table is printed (visible with ``pytest -s``).
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import random
@@ -59,7 +61,7 @@ TARGETS: dict[str, tuple[str | None, str]] = {
     "iam": ("POST", r"^/v3/auth/tokens$"),
     "any": (None, ""),
 }
-OUTCOMES = ("returned", "retried", "adopted", "ambiguous-error", "other-error")
+OUTCOMES = ("returned", "retried", "adopted", "resent", "ambiguous-error", "other-error")
 
 
 @dataclass(frozen=True)
@@ -150,13 +152,16 @@ def run_trial(emulator: AomEmulator, trial: Trial) -> TrialResult:
     for execution_id in visible:
         if execution_id != result and execution_id not in message and "could not be read" not in message:
             violations.append(f"execution {execution_id} neither returned nor named in {message!r}")
-    for post in posts[:-1]:
-        if post["status"] not in (401, 429):
+    for post, following in itertools.pairwise(posts):
+        between = log[log.index(post) + 1 : log.index(following)]
+        if post["status"] == 503:
+            # Re-sent after a 503 only once a list, answered, came in between (it showed nothing began:
+            # the one-execution checks above hold the rest).
+            if not any(r in lists and r["status"] == 200 for r in between):
+                violations.append("POST re-sent after a 503 without reading the list first")
+        elif post["status"] not in (401, 429):
             violations.append(f"POST re-sent after an answer {post['status']} (fault {post['fault']})")
-    if lists:
-        first_list = log.index(lists[0])
-        late_posts = [r for r in log[first_list:] if r in posts and r["fault"] != "delay"]
-        if late_posts:
+        elif any(r in lists for r in between):
             violations.append("POST sent after reconciliation began")
     # Created after the hook answered: the server finished a POST the client had given up on.
     late = bool(set(final) - set(visible))
@@ -167,6 +172,8 @@ def run_trial(emulator: AomEmulator, trial: Trial) -> TrialResult:
         outcome = "ambiguous-error"
     elif error is not None:
         outcome = "other-error"
+    elif lists and len(posts) > 1 and posts[-2]["status"] == 503 and result is not None:
+        outcome = "resent"
     elif lists:
         outcome = "adopted"
     elif len(posts) > 1:

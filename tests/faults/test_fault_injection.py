@@ -114,7 +114,8 @@ def index_of(emulator: AomEmulator, record: dict[str, Any]) -> int:
 @dataclass(frozen=True)
 class SubmitCase:
     fault: str
-    #: returned (first answer), retried (re-sent, then answered), adopted (reconciled), ambiguous (error)
+    #: returned (first answer), retried (re-sent, then answered), resent (re-sent after the list showed none
+    #: began), adopted (reconciled), ambiguous (error)
     outcome: str
     posts: int
     #: execution-list GETs; None: at least one (after a transport error, listing again while the server may
@@ -132,7 +133,8 @@ SUBMIT_CASES = [
     SubmitCase("429", "retried", posts=2, lists=0, created=1),
     SubmitCase("500", "ambiguous", posts=1, lists=1, created=0),
     SubmitCase("502", "ambiguous", posts=1, lists=1, created=0),
-    SubmitCase("503", "ambiguous", posts=1, lists=1, created=0),
+    # 503: the service said it is unavailable; re-sent once the list showed nothing began.
+    SubmitCase("503", "resent", posts=2, lists=1, created=1),
     SubmitCase("504", "ambiguous", posts=1, lists=1, created=0),
     SubmitCase("malformed", "adopted", posts=1, lists=1, created=1),
     SubmitCase("truncated", "adopted", posts=1, lists=1, created=1),
@@ -173,7 +175,10 @@ def test_submit_fault(case: SubmitCase, mode: str, use_connection: UseConnection
     # Every execution known when the hook answered is its return value or named in its error.
     for execution_id in visible:
         assert execution_id == result or (error is not None and execution_id in str(error))
-    if lists and case.fault != "delay":  # a delayed POST is logged when the server finally answers it
+    if case.outcome == "resent":
+        # The list was read between the answered-503 POST and its re-send.
+        assert index_of(emulator, posts[0]) < index_of(emulator, lists[0]) < index_of(emulator, posts[1])
+    elif lists and case.fault != "delay":  # a delayed POST is logged when the server finally answers it
         # Reconciliation came after the (only) POST, and nothing was sent after it.
         assert index_of(emulator, lists[0]) > index_of(emulator, posts[-1])
 

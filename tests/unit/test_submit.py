@@ -14,23 +14,30 @@ import time
 from typing import Any
 
 import pytest
+from airflow.providers.common.compat.sdk import AirflowFailException
 
 from airflow_provider_aom.api import Call, Identify
 from airflow_provider_aom.auth_flow import Identity
+from airflow_provider_aom.exceptions import AomAmbiguousSubmitError, AomError, AomServerError, AomTransportError
 from airflow_provider_aom.execution_list import ExecutionBrief, ExecutionList
 from airflow_provider_aom.execution_list import brief as normalized
+from airflow_provider_aom.retry import RetryPolicy
 from airflow_provider_aom.submit import (
     DATE_MARGIN,
     Candidate,
+    StartedExecution,
     SubmitWindow,
     ambiguous_message,
     decide,
     earlier_execution,
     in_window,
     needs_identity,
+    pending_submit,
     server_clock_offset,
+    start_execution,
 )
 from airflow_provider_aom.wire import ApiResponse
+from tests.flows import Script, drive, quick_settings
 
 ME, OTHER = "etl-bot", "alice"
 
@@ -149,3 +156,114 @@ def test_an_earlier_try_is_found_on_aoms_clock_whatever_its_skew(skew: float) ->
     with pytest.raises(StopIteration) as done:
         plan.send(listing)
     assert done.value.value == "e-mine"
+
+
+# --------------------------------------------------------------------------- start_execution: 503 and re-sending
+
+SUBMIT, LIST = "POST executions", "GET executions"
+
+
+def unavailable(retry_after: float | None = 2.0) -> AomServerError:
+    return AomServerError(
+        status=503,
+        error_code="APIG.0201",
+        error_msg="Backend unavailable",
+        request_id="r",
+        action="Execute",
+        retry_after=retry_after,
+    )
+
+
+def submit_script(posts: list[Any], lists: list[Any], **settings: Any) -> Script:
+    return Script({SUBMIT: posts, LIST: lists}, settings=quick_settings(**settings), identity=Identity(frozenset({ME})))
+
+
+def test_a_503_is_resent_after_its_retry_after_once_the_list_shows_nothing_began() -> None:
+    script = submit_script([unavailable(2.0), "e-new"], [listed()])
+    started = drive(start_execution("wf"), script)
+    assert started == StartedExecution("e-new")
+    # The pause the server asked for, then the list, then (only then) the POST again.
+    assert script.steps == ["settings", SUBMIT, "pause 2.00", "settings", LIST, SUBMIT]
+
+
+def test_a_503_that_started_an_execution_anyway_adopts_it_and_sends_nothing_more() -> None:
+    script = submit_script([unavailable(), "e-never"], [listed(brief("e-mine", int(time.time() * 1000)))])
+    started = drive(start_execution("wf"), script)
+    assert started == StartedExecution("e-mine", owned=True, adopted=True)
+    assert script.count(SUBMIT) == 1
+
+
+def test_a_503_with_two_candidates_is_ambiguous_and_never_resent() -> None:
+    now_ms = int(time.time() * 1000)
+    script = submit_script([unavailable()], [listed(brief("e-1", now_ms), brief("e-2", now_ms - 500))])
+    with pytest.raises(AomAmbiguousSubmitError, match=r"e-1.*e-2"):
+        drive(start_execution("wf"), script)
+    assert script.count(SUBMIT) == 1
+
+
+def test_503s_until_the_retries_run_out_fail_retryably_with_nothing_started() -> None:
+    script = submit_script([unavailable(0.0)], [listed()], retry=RetryPolicy(attempts=3, max_wait=0, total=60))
+    with pytest.raises(AomServerError) as raised:
+        drive(start_execution("wf"), script)
+    assert not isinstance(raised.value, AomAmbiguousSubmitError) and raised.value.status == 503
+    assert (script.count(SUBMIT), script.count(LIST)) == (3, 3)
+
+
+@pytest.mark.parametrize("status", [500, 502, 504])
+def test_other_5xx_are_never_resent(status: int) -> None:
+    error = AomServerError(status=status, error_code="", error_msg="", request_id=None, action="Execute")
+    script = submit_script([error, "e-never"], [listed()])
+    with pytest.raises(AomAmbiguousSubmitError, match="Nothing was re-sent"):
+        drive(start_execution("wf"), script)
+    assert script.count(SUBMIT) == 1
+
+
+def test_a_list_that_fails_during_an_outage_is_read_again_before_giving_up() -> None:
+    refused = AomTransportError("refused", sent=False)
+    script = submit_script([unavailable(0.0), "e-new"], [refused, refused, listed()])
+    assert drive(start_execution("wf"), script) == StartedExecution("e-new")
+    assert script.count(LIST) == 3
+
+
+def test_an_earlier_attempts_post_is_inside_the_window() -> None:
+    """first_sent_at: a retry's window starts at the earlier try's POST, so its execution is found."""
+    began = time.time() - 120
+    script = submit_script([unavailable()], [listed(brief("e-earlier", int((began + 1) * 1000)))])
+    started = drive(start_execution("wf", first_sent_at=began), script)
+    assert started.execution_id == "e-earlier" and started.adopted
+
+
+# --------------------------------------------------------------------------- pending_submit: a try lost mid-submit
+
+
+def test_a_lost_tries_submit_is_found_and_adopted_as_owned() -> None:
+    sent = time.time() - 90
+    script = submit_script(
+        [], [listed(brief("e-old", int((sent - 600) * 1000)), brief("e-lost", int((sent + 2) * 1000)))]
+    )
+    started = drive(pending_submit("wf", sent), script)
+    assert started == StartedExecution("e-lost", owned=True, adopted=True)
+    assert script.count(SUBMIT) == 0
+
+
+def test_a_lost_tries_submit_that_started_nothing_leaves_the_submit_to_the_caller() -> None:
+    script = submit_script([], [listed()], timeout=0.05)
+    assert drive(pending_submit("wf", time.time() - 90), script) is None
+    # Read again while the settle time lasts (AOM may still be creating it), never sent.
+    assert script.count(LIST) > 1 and script.count(SUBMIT) == 0
+
+
+def test_a_lost_tries_submit_with_an_unreadable_list_fails_the_try_retryably() -> None:
+    refused = AomTransportError("refused", sent=False)
+    script = submit_script([], [refused], retry=RetryPolicy(attempts=2, max_wait=0, total=60))
+    with pytest.raises(AomError) as raised:
+        drive(pending_submit("wf", time.time() - 90), script)
+    assert not isinstance(raised.value, AirflowFailException)
+    assert "Nothing was sent" in str(raised.value) and script.count(SUBMIT) == 0
+
+
+def test_a_lost_tries_submit_with_two_candidates_is_ambiguous() -> None:
+    sent = time.time() - 90
+    rows = [brief("e-1", int((sent + 2) * 1000)), brief("e-2", int((sent + 3) * 1000))]
+    with pytest.raises(AomAmbiguousSubmitError, match="e-2"):
+        drive(pending_submit("wf", sent), submit_script([], [listed(*rows)]))

@@ -13,57 +13,16 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_aom.api import Call, Pause, Plan, Settings
 from airflow_provider_aom.exceptions import AomServerError, AomTransportError
 from airflow_provider_aom.vocabulary import OnNodeFailure, StatusRules, WaitEnd
 from airflow_provider_aom.wait import StatusTracker, Wait, WaitEnded, follow_execution, poll, poll_pause
+from tests.flows import PROJECT, Script, drive
 
-PROJECT = "0" * 32
 log = logging.getLogger("test_wait")
 
 
 def detail(status: str, *nodes: tuple[str, str]) -> dict[str, Any]:
     return {"status": status, "execution_result_list": [{"node_id": n, "status": s} for n, s in nodes]}
-
-
-class Script:
-    """Answers a plan's steps: each call by its method and the last segment of its path, in order."""
-
-    def __init__(self, answers: dict[str, list[Any]]) -> None:
-        self.answers = answers
-        self.steps: list[str] = []
-
-    def answer(self, step: Any) -> Any:
-        if isinstance(step, Pause):
-            self.steps.append(f"pause {step.seconds:.2f}")
-            return None
-        if isinstance(step, Settings):
-            self.steps.append("settings")
-            return type("S", (), {"timeout": 0.01})()
-        assert isinstance(step, Call)
-        request = step.request(PROJECT)
-        key = f"{request.method} {request.path.rsplit('/', 1)[-1]}"
-        self.steps.append(key)
-        queue = self.answers[key]
-        value = queue.pop(0) if len(queue) > 1 else queue[0]
-        if isinstance(value, Exception):
-            raise value
-        return value
-
-
-def drive(plan: Plan[Any], script: Script) -> Any:
-    """Run a plan as the hooks do: each step answered, failures thrown back into it."""
-    try:
-        step = next(plan)
-        while True:
-            try:
-                result = script.answer(step)
-            except Exception as exc:
-                step = plan.throw(exc)
-            else:
-                step = plan.send(result)
-    except StopIteration as stop:
-        return stop.value
 
 
 def tracker() -> StatusTracker:
