@@ -84,8 +84,8 @@ def ti_state(env: dict[str, str], run_id: str) -> tuple[str, int]:
     return state, int(try_number)
 
 
-def test_retry_after_a_crash_reattaches_to_the_same_execution(cluster: tuple[dict[str, str], AomEmulator]) -> None:
-    env, emulator = cluster
+def trigger(env: dict[str, str], run_id: str) -> None:
+    """Trigger the crash DAG once it is parsed."""
     wait_for(
         lambda: "aom_durable_crash" in airflow_cli(env, "dags", "list", "-o", "plain"),
         120,
@@ -93,13 +93,16 @@ def test_retry_after_a_crash_reattaches_to_the_same_execution(cluster: tuple[dic
         interval=POLL,
     )
     airflow_cli(env, "dags", "unpause", "aom_durable_crash")
-    run_id = "crash-test"
     airflow_cli(env, "dags", "trigger", "aom_durable_crash", "--run-id", run_id)
 
-    wait_for(lambda: emulator.state.executions(), 120, "the first try to submit", interval=POLL)
-    time.sleep(1.5)  # well inside the wait loop, long after the id was stored
-    [pid] = wait_for(task_runner_pids, 30, "the task process", interval=POLL)
+
+def kill_task_process() -> None:
+    [pid] = wait_for(task_runner_pids, 30, "the task process", interval=0.2)
     os.kill(pid, signal.SIGKILL)
+
+
+def assert_retry_followed_the_one_execution(env: dict[str, str], emulator: AomEmulator, run_id: str) -> None:
+    """The retry (try 2) succeeded, and the workflow has exactly one execution, which succeeded."""
 
     def finished() -> tuple[str, int] | None:
         state, try_number = ti_state(env, run_id)
@@ -110,6 +113,15 @@ def test_retry_after_a_crash_reattaches_to_the_same_execution(cluster: tuple[dic
     assert len(executions) == 1, f"the retry started another execution: {executions}"
     assert executions[0]["status"] == "success"
     assert (state, try_number) == ("success", 2)
+
+
+def test_retry_after_a_crash_reattaches_to_the_same_execution(cluster: tuple[dict[str, str], AomEmulator]) -> None:
+    env, emulator = cluster
+    trigger(env, "crash-test")
+    wait_for(lambda: emulator.state.executions(), 120, "the first try to submit", interval=POLL)
+    time.sleep(1.5)  # well inside the wait loop, long after the id was stored
+    kill_task_process()
+    assert_retry_followed_the_one_execution(env, emulator, "crash-test")
 
 
 #: How long the emulator holds the first submit before it creates the execution and answers.
@@ -125,29 +137,10 @@ def test_a_try_lost_mid_submit_leaves_its_retry_the_execution_it_started(
     the retry lists the workflow's executions since then and follows the one that POST started.
     """
     env, emulator = cluster
-    wait_for(
-        lambda: "aom_durable_crash" in airflow_cli(env, "dags", "list", "-o", "plain"),
-        120,
-        "the DAG to be parsed",
-        interval=POLL,
-    )
-    airflow_cli(env, "dags", "unpause", "aom_durable_crash")
     emulator.state.add_fault("delay", method="POST", path=r"/executions$", delay=SUBMIT_HELD)
-    run_id = "lost-mid-submit"
-    airflow_cli(env, "dags", "trigger", "aom_durable_crash", "--run-id", run_id)
-
+    trigger(env, "lost-mid-submit")
     # The fault is used up once the POST has arrived: the emulator now holds it.
     wait_for(lambda: not emulator.state.faults() or None, 120, "the first try's POST to arrive", interval=0.1)
-    [pid] = wait_for(task_runner_pids, 30, "the task process", interval=0.2)
-    os.kill(pid, signal.SIGKILL)
+    kill_task_process()
     wait_for(lambda: emulator.state.executions(), 60, "the held POST to start its execution", interval=POLL)
-
-    def finished() -> tuple[str, int] | None:
-        state, try_number = ti_state(env, run_id)
-        return (state, try_number) if state in ("success", "failed") else None
-
-    state, try_number = wait_for(finished, 180, "the retry to finish", interval=POLL)
-    executions = emulator.state.executions()
-    assert len(executions) == 1, f"the retry started another execution: {executions}"
-    assert executions[0]["status"] == "success"
-    assert (state, try_number) == ("success", 2)
+    assert_retry_followed_the_one_execution(env, emulator, "lost-mid-submit")
