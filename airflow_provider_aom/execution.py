@@ -23,7 +23,7 @@ import pendulum
 
 from airflow_provider_aom.escaping import escape
 from airflow_provider_aom.exceptions import AomInvalidResponseError
-from airflow_provider_aom.vocabulary import is_epoch_ms
+from airflow_provider_aom.vocabulary import SUCCEEDED_NODE_STATUSES, is_epoch_ms
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,6 @@ _NODE_STRING_FIELDS = ("node_id", "status", "function_execution_id")
 _NODE_TIME_FIELDS = ("begin_time", "end_time")
 #: Fields kept when even the node list does not fit the budget.
 _CORE_FIELDS = ("workflow_id", "execution_id", "status", *_TIME_FIELDS, "project_id", "created_by")
-_SUCCESS_NODE_STATUSES = frozenset({"success", ""})
 
 _warned: set[str] = set()
 
@@ -144,7 +143,9 @@ def _size(value: Any) -> int:
 
 
 def _failed(node: Mapping[str, Any]) -> bool:
-    return str(node.get("status", "")).lower() not in _SUCCESS_NODE_STATUSES
+    """Not succeeded and started: its output is kept first when the detail is cut (skipped nodes included)."""
+    status = str(node.get("status", "")).lower()
+    return status != "" and status not in SUCCEEDED_NODE_STATUSES
 
 
 def moment(epoch_ms: Any) -> pendulum.DateTime | None:

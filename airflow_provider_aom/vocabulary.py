@@ -46,6 +46,12 @@ EXECUTING_STATUS = "executing"
 #: Node statuses that mean the node failed, and the one of a manual pause node (compared in lower case).
 FAILED_NODE_STATUSES = frozenset({"fail", "failed"})
 PAUSED_NODE_STATUS = "pausing"
+#: Node statuses of a node that ran to its end without failing, and of one skipped (by a user or a skip
+#: operation): neither has an output worth quoting in a failure message.
+SUCCEEDED_NODE_STATUSES = frozenset({"success"})
+SKIPPED_NODE_STATUSES = frozenset({"skip", "skipped"})
+#: Node statuses of a node that has not ended ("" is a node not started yet).
+OPEN_NODE_STATUSES = frozenset({"", "executing", "running", "pausing", "waitapproval"})
 #: Execution statuses in which a node operation can apply: paused at a node, or ended by a failed node.
 PAUSED_EXECUTION_STATUS = "pausing"
 FAILED_EXECUTION_STATUS = "fail"

@@ -29,6 +29,9 @@ from airflow_provider_aom.execution import approvers, failure_message, node_line
 from airflow_provider_aom.node_ops import operate_execution, stopped_at
 from airflow_provider_aom.vocabulary import (
     DEADLINE_SLACK,
+    OPEN_NODE_STATUSES,
+    SKIPPED_NODE_STATUSES,
+    SUCCEEDED_NODE_STATUSES,
     NodeAction,
     OnNodeFailure,
     Outcome,
@@ -58,8 +61,8 @@ MAX_PROGRESS_LINES = 200
 PROGRESS_OUTPUT_CHARS = 120
 FAILURE_OUTPUT_CHARS = 300
 #: Node statuses that do not mean the node has ended, even with an end time (compared in lower case).
-_OPEN_NODE_STATUSES = frozenset({"", "executing", "running", "pausing", "waitapproval"})
-_SUCCESS_NODE_STATUSES = frozenset({"success", "skip", "skipped"})
+#: Nodes that ended in these are not quoted in a failure message.
+_UNQUOTED_NODE_STATUSES = SUCCEEDED_NODE_STATUSES | SKIPPED_NODE_STATUSES
 
 
 def output_excerpt(output: Any, limit: int = PROGRESS_OUTPUT_CHARS) -> str:
@@ -90,7 +93,7 @@ def _seconds(begin: Any, end: Any) -> str:
 def failed_node_output(detail: Mapping[str, Any], limit: int = FAILURE_OUTPUT_CHARS) -> str:
     """The output excerpt of the execution's first node that did not succeed ('' when none has an output)."""
     for node in detail.get("execution_result_list") or []:
-        if isinstance(node, Mapping) and str(node.get("status", "")).lower() not in _SUCCESS_NODE_STATUSES | {""}:
+        if isinstance(node, Mapping) and str(node.get("status", "")).lower() not in _UNQUOTED_NODE_STATUSES | {""}:
             return output_excerpt(node.get("output"), limit)
     return ""
 
@@ -152,7 +155,7 @@ class StatusTracker:
         for place, node in enumerate(nodes, 1):
             end = node.get("end_time")
             status = str(node.get("status", ""))
-            if not is_epoch_ms(end) or end == 0 or status.lower() in _OPEN_NODE_STATUSES:
+            if not is_epoch_ms(end) or end == 0 or status.lower() in OPEN_NODE_STATUSES:
                 continue
             node_id = str(node.get("node_id", ""))
             run = node.get("function_execution_id")
@@ -169,7 +172,7 @@ class StatusTracker:
                 continue
             line = f"node {place}/{len(nodes)} {escape(node_id, 64)} {escape(status, 32)} in "
             line += _seconds(node.get("begin_time"), end)
-            excerpt = "" if status.lower() in _SUCCESS_NODE_STATUSES else output_excerpt(node.get("output"))
+            excerpt = "" if status.lower() in _UNQUOTED_NODE_STATUSES else output_excerpt(node.get("output"))
             if excerpt:
                 line += f": {excerpt}"
             self.log.info("%s", line)
