@@ -36,6 +36,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -310,6 +311,10 @@ class Cluster:
         self.env: dict[str, str] = {}
         self._stopped = False
         self._pg_started = False
+        self._pg_options = ""
+        #: Held to start anything (a restart, PostgreSQL) and by ``stop`` to mark the cluster stopped, so no thread
+        #: (chaos.py's restarts and supervisor) starts a process that ``stop`` would not see.
+        self._lifecycle = threading.Lock()
 
     # ------------------------------------------------------------------ paths and URLs
 
@@ -416,17 +421,9 @@ class Cluster:
             "initdb",
         )
         # -h: listen on loopback only; -k: our own socket directory (not /var/run/postgresql).
-        options = f"-p {self.pg_port} -h 127.0.0.1 -k {run} -c max_connections=300"
-        start = ["-w", "-t", "60", "-o", options, "start"]
+        self._pg_options = f"-p {self.pg_port} -h 127.0.0.1 -k {run} -c max_connections=300"
         self._pg_started = True  # from here on stop() runs pg_ctl stop, even if start fails half-way
-        self._run(
-            as_user(
-                "postgres",
-                [str(self.pg_bin / "pg_ctl"), "-D", str(self.pg_data), "-l", str(pg / "postgres.log"), *start],
-            ),
-            "pg_ctl start",
-        )
-        self.pg_pid = self._postmaster_pid()
+        self.pg_start()
         psql = [str(self.pg_bin / "psql"), "-h", str(run), "-p", str(self.pg_port), "-d", "postgres"]
         self._run(
             as_user(
@@ -443,6 +440,39 @@ class Cluster:
             ),
             "creating the airflow role and database",
         )
+
+    def _pg_ctl(self, *args: str, what: str) -> None:
+        assert self.pg_bin is not None and self.pg_data is not None
+        log = self.workdir / "pg" / "postgres.log"
+        argv = [str(self.pg_bin / "pg_ctl"), "-D", str(self.pg_data), "-l", str(log), "-w", "-t", "60", *args]
+        self._run(as_user("postgres", argv), what)
+
+    def pg_start(self) -> None:
+        """Start PostgreSQL (the cluster made by ``start``), on the same port; return once it accepts."""
+        with self._lifecycle:
+            self._refuse_when_stopped("starting PostgreSQL")
+            self._pg_ctl("-o", self._pg_options, "start", what="pg_ctl start")
+            self.pg_pid = self._postmaster_pid()
+
+    def pg_stop(self, mode: str = "fast") -> None:
+        """Stop PostgreSQL (``pg_ctl stop -m fast``: every connection is cut, as a database outage)."""
+        self._pg_ctl("-m", mode, "stop", what=f"pg_ctl stop -m {mode}")
+
+    def pg_restart(self) -> None:
+        """``pg_ctl restart -m fast``: every connection cut, the server back at once (same port, options)."""
+        with self._lifecycle:
+            self._refuse_when_stopped("restarting PostgreSQL")
+            self._pg_ctl("-m", "fast", "-o", self._pg_options, "restart", what="pg_ctl restart -m fast")
+            self.pg_pid = self._postmaster_pid()
+
+    def _refuse_when_stopped(self, what: str) -> None:
+        if self._stopped:
+            raise ClusterError(f"the cluster is stopped: not {what}")
+
+    def pg_running(self) -> bool:
+        """True when PostgreSQL's postmaster runs (its pid file names a live process)."""
+        pid = self._postmaster_pid()
+        return pid is not None and psutil.pid_exists(pid)
 
     def _start_redis(self) -> None:
         binary = shutil.which("redis-server")
@@ -472,7 +502,9 @@ class Cluster:
             ],
         )
         self._add("redis", "redis", argv, dict(os.environ)).start()
+        self._await_redis()
 
+    def _await_redis(self, timeout: float = 30) -> None:
         def pong() -> bool:
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.redis_port), 1) as sock:
                 sock.sendall(b"PING\r\n")
@@ -480,7 +512,7 @@ class Cluster:
             self._check_alive("redis")
             return False
 
-        wait_for(pong, 30, "redis-server")
+        wait_for(pong, timeout, "redis-server")
 
     def _start_emulator(self) -> None:
         if self.config.aom_conn:
@@ -629,12 +661,17 @@ class Cluster:
         since = component.started_at - 2
 
         def new_job() -> int | None:
+            import psycopg2
+
             self._check_alive(name)
-            rows = self.query(
-                "SELECT id FROM job WHERE job_type = %s AND state = 'running' AND end_date IS NULL "
-                "AND start_date >= to_timestamp(%s) ORDER BY id",
-                (self._JOB_TYPES[component.kind], since),
-            )
+            try:
+                rows = self.query(
+                    "SELECT id FROM job WHERE job_type = %s AND state = 'running' AND end_date IS NULL "
+                    "AND start_date >= to_timestamp(%s) ORDER BY id",
+                    (self._JOB_TYPES[component.kind], since),
+                )
+            except psycopg2.Error:  # the database is out (a chaos outage): look again
+                return None
             fresh = [row[0] for row in rows if row[0] not in taken]
             return fresh[-1] if fresh else None
 
@@ -742,8 +779,10 @@ class Cluster:
         component = self.components[name]
         if component.alive:
             raise ClusterError(f"{name} is still running")
-        component.job_id = None
-        component.start()
+        with self._lifecycle:
+            self._refuse_when_stopped(f"starting {name}")
+            component.job_id = None
+            component.start()
         if not wait:
             return
         deadline = time.monotonic() + self.config.start_timeout
@@ -753,6 +792,8 @@ class Cluster:
             self._await_worker(name, deadline)
         elif component.kind == "api-server":
             wait_for(self._api_healthy, self.config.start_timeout, "the api-server")
+        elif component.kind == "redis":
+            self._await_redis()
         elif component.kind == "emulator":
             url = self._await_emulator()
             if url != self.emulator_url:
@@ -763,9 +804,10 @@ class Cluster:
     def stop(self, grace: float = 15.0) -> None:
         """SIGTERM every component's process group, wait up to ``grace`` s, SIGKILL its session; stop
         PostgreSQL (``pg_ctl stop -m fast``); remove the work directory unless kept."""
-        if self._stopped:
-            return
-        self._stopped = True
+        with self._lifecycle:
+            if self._stopped:
+                return
+            self._stopped = True
         # Workers and schedulers first, so nothing is handed work while the rest goes down; Redis and the
         # emulator after the components that use them.
         order = ["worker", "triggerer", "scheduler", "dag-processor", "api-server", "emulator", "redis"]
