@@ -199,6 +199,13 @@ def operate_execution(
 # --------------------------------------------------------------------------- terminate
 
 
+def ended_as(workflow_id: str, execution_id: str, project_id: str | None = None) -> Plan[str | None]:
+    """The execution's status if it has ended, None while it runs: AOM refuses (400) to terminate an ended one."""
+    detail: dict[str, Any] = yield api.get_execution(workflow_id, execution_id, project_id)
+    status = str(detail.get("status", ""))
+    return None if StatusRules().outcome(status) is Outcome.RUNNING else status
+
+
 def terminate_when_reachable(
     workflow_id: str, execution_id: str, project_id: str | None = None, patience: float = TERMINATE_PATIENCE_SECONDS
 ) -> Plan[None]:
@@ -219,8 +226,7 @@ def terminate_when_reachable(
         except AomBadRequestError:
             if not unclear:
                 raise
-            detail: dict[str, Any] = yield api.get_execution(workflow_id, execution_id, project_id)
-            if StatusRules().outcome(str(detail.get("status", ""))) is Outcome.RUNNING:
+            if (yield from ended_as(workflow_id, execution_id, project_id)) is None:
                 raise
             return
         except (AomTransportError, AomServerError, AomThrottledError, AomInvalidResponseError) as exc:

@@ -826,14 +826,15 @@ class AomTerminateWorkflowExecutionOperator(BaseOperator):
 
     def execute(self, context: Context) -> None:
         from airflow_provider_aom.hooks.aom import AomHook  # the HTTP stack: not at DAG-parse time
+        from airflow_provider_aom.node_ops import ended_as
 
         with AomHook(aom_conn_id=self.aom_conn_id) as hook:
             try:
                 hook.terminate_execution(self.workflow_id, self.execution_id, self.project_id)
             except AomBadRequestError:
                 # AOM refuses to terminate an execution that already ended: that is not a failure here.
-                status = hook.get_execution(self.workflow_id, self.execution_id, self.project_id)["status"]
-                if StatusRules().outcome(status) is Outcome.RUNNING:
+                status = hook.run(ended_as(self.workflow_id, self.execution_id, self.project_id))
+                if status is None:
                     raise
                 self.log.info("Execution %s already ended as %s; nothing to terminate.", self.execution_id, status)
                 return
