@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Generator
 from typing import Any
 
 from airflow_provider_aom.api import Call, Identify, Pause, Plan, Settings
@@ -63,16 +64,42 @@ class Script:
         return self.steps.count(key)
 
 
-def drive(plan: Plan[Any], script: Script) -> Any:
-    """Run a plan as the hooks do: each step answered, failures thrown back into it."""
+def run_steps(
+    steps: Generator[Any, Any, Any], answer: Callable[[Any], Any], *, answer_pauses: bool = False
+) -> tuple[Any, list[Any]]:
+    """Run a plan or a lower-level flow as the hooks do: each step answered, failures thrown back into it.
+
+    Returns the generator's value and every step it made, in order. No time passes at a pause: it is
+    answered None, by ``answer`` only when ``answer_pauses``.
+    """
+    seen: list[Any] = []
     try:
-        step = next(plan)
+        step = next(steps)
         while True:
+            seen.append(step)
             try:
-                result = script.answer(step)
+                result = None if isinstance(step, Pause) and not answer_pauses else answer(step)
             except Exception as exc:
-                step = plan.throw(exc)
+                step = steps.throw(exc)
             else:
-                step = plan.send(result)
+                step = steps.send(result)
     except StopIteration as stop:
-        return stop.value
+        return stop.value, seen
+
+
+def scripted(*answers: Any) -> Callable[[Any], Any]:
+    """An ``answer`` for :func:`run_steps`: the given answers in order, whatever the step (exceptions raised)."""
+    queue = list(answers)
+
+    def answer(step: Any) -> Any:
+        value = queue.pop(0)
+        if isinstance(value, Exception):
+            raise value
+        return value
+
+    return answer
+
+
+def drive(plan: Plan[Any], script: Script) -> Any:
+    """Run a plan answered by ``script`` (which records its pauses too); returns the plan's value."""
+    return run_steps(plan, script.answer, answer_pauses=True)[0]

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_aom import api
-from airflow_provider_aom.api import ApiRequest, Pause
+from airflow_provider_aom.api import ApiRequest
 from airflow_provider_aom.auth.signer import canonical_request, compute_signature, parse_authorization, string_to_sign
 from airflow_provider_aom.auth.tokens import IamToken, TokenCache
 from airflow_provider_aom.auth_flow import RESOLVED, AomProtocol, FetchToken, Flow, Identity, Send
@@ -27,6 +27,7 @@ from airflow_provider_aom.exceptions import (
     AomTransportError,
 )
 from airflow_provider_aom.wire import ApiResponse
+from tests.flows import run_steps, scripted
 
 PROJECT = "0123456789abcdef0123456789abcdef"
 OTHER_PROJECT = "f" * 32
@@ -80,31 +81,7 @@ Answer = Callable[[Any], Any]
 
 def drive(flow: Flow[Any], answer: Answer) -> tuple[Any, list[Any]]:
     """Interpret a flow as the hooks do; returns its value and the steps it made."""
-    seen: list[Any] = []
-    try:
-        step = next(flow)
-        while True:
-            seen.append(step)
-            try:
-                result = None if isinstance(step, Pause) else answer(step)
-            except Exception as exc:
-                step = flow.throw(exc)
-            else:
-                step = flow.send(result)
-    except StopIteration as stop:
-        return stop.value, seen
-
-
-def scripted(*answers: Any) -> Answer:
-    queue = list(answers)
-
-    def answer(step: Any) -> Any:
-        value = queue.pop(0)
-        if isinstance(value, Exception):
-            raise value
-        return value
-
-    return answer
+    return run_steps(flow, answer)
 
 
 def kinds(steps: list[Any]) -> list[str]:
@@ -338,4 +315,3 @@ def test_a_transport_failure_is_not_remembered() -> None:
 def test_an_identity_matches_any_of_its_names() -> None:
     identity = Identity(frozenset({ME, MY_ID}))
     assert identity.created(ME) and identity.created(MY_ID) and not identity.created("alice")
-

@@ -20,6 +20,7 @@ from airflow_provider_aom.auth_flow import AomProtocol, FetchToken, Flow, Send
 from airflow_provider_aom.config import AomConnectionConfig
 from airflow_provider_aom.exceptions import AomAmbiguousSubmitError, AomServerError, AomTransportError
 from airflow_provider_aom.wire import ApiResponse
+from tests.flows import run_steps, scripted
 
 PROJECT = "0" * 32
 
@@ -54,31 +55,8 @@ Answer = Callable[[Any], Any]
 
 def drive(flow: Flow[Any], answer: Answer) -> tuple[Any, list[str]]:
     """Interpret a flow as the hooks do; returns its value and the kinds of step it made."""
-    seen: list[str] = []
-    try:
-        step = next(flow)
-        while True:
-            seen.append(type(step).__name__)
-            try:
-                result = None if isinstance(step, Pause) else answer(step)
-            except Exception as exc:
-                step = flow.throw(exc)
-            else:
-                step = flow.send(result)
-    except StopIteration as stop:
-        return stop.value, seen
-
-
-def scripted(*answers: Any) -> Answer:
-    queue = list(answers)
-
-    def answer(step: Any) -> Any:
-        value = queue.pop(0)
-        if isinstance(value, Exception):
-            raise value
-        return value
-
-    return answer
+    value, steps = run_steps(flow, answer)
+    return value, [type(step).__name__ for step in steps]
 
 
 def test_a_call_is_one_signed_send_and_its_parsed_answer() -> None:

@@ -6,9 +6,11 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_aom.api import Pause
 from airflow_provider_aom.node_ops import Stop, stopped_at
 from airflow_provider_aom.vocabulary import NodeAction, OnNodeFailure, on_node_failure
 from airflow_provider_aom.wait import KEEP_WAITING, on_stop
+from tests.flows import run_steps, scripted
 
 
 def detail(status: str, *nodes: tuple[str, str]) -> dict[str, Any]:
@@ -94,22 +96,8 @@ def test_on_node_failure_values_are_checked() -> None:
 
 def _drive(plan: Any, answers: list[Any]) -> list[str]:
     """Run a plan, answering its calls from ``answers`` in order; returns what it did (pauses included)."""
-    from airflow_provider_aom.api import Call, Pause
-
-    done: list[str] = []
-    try:
-        step = next(plan)
-        while True:
-            if isinstance(step, Pause):
-                done.append("pause")
-                step = plan.send(None)
-                continue
-            assert isinstance(step, Call)
-            done.append(step.request("0" * 32).path.rsplit("/", 1)[-1])
-            answer = answers.pop(0)
-            step = plan.throw(answer) if isinstance(answer, Exception) else plan.send(answer)
-    except StopIteration:
-        return done
+    _, steps = run_steps(plan, scripted(*answers))
+    return ["pause" if isinstance(step, Pause) else step.request("0" * 32).path.rsplit("/", 1)[-1] for step in steps]
 
 
 def _server_error(status: int) -> Exception:
