@@ -32,6 +32,7 @@ lost_waits are all 0.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import os
@@ -76,7 +77,27 @@ AOM_BLACKHOLE = "aom-blackhole"
 AOM_DOWN = "aom-down"
 AOM_STORM = "aom-storm"
 AOM_KINDS = (AOM_BLACKHOLE, AOM_DOWN, AOM_STORM)
-ALL_KINDS = (*KINDS, STALL, *AOM_KINDS)
+#: Faults of the cluster's own services: PostgreSQL stopped then started again (``pg_ctl stop -m fast``), restarted
+#: at once (``pg_ctl restart -m fast``), and Redis, the Celery broker, stopped then started again on its port.
+PG_OUTAGE = "pg-outage"
+PG_RESTART = "pg-restart"
+REDIS_OUTAGE = "redis-outage"
+SERVICE_KINDS = (PG_OUTAGE, PG_RESTART, REDIS_OUTAGE)
+ALL_KINDS = (*KINDS, STALL, *AOM_KINDS, *SERVICE_KINDS)
+#: Seconds the campaign's supervisor waits before it starts an exited component again (systemd's RestartSec=).
+RESTART_SEC = 5.0
+#: A database or broker fault is over once every component has run again this long without exiting.
+SETTLE_SECONDS = 15.0
+#: Seconds after a database or broker fault during which a failure of the campaign's own queries is still its.
+OUTAGE_GRACE = 30.0
+#: The scheduler's log line of a task it could not send to the broker (the Celery executor fails that try).
+UNSENT = re.compile(
+    r"^(\S+) \[error\s*\] Error sending Celery workload.*?\n(?:.*\n){0,3}?Celery Task ID: TaskInstanceKey\("
+    r"dag_id='([^']*)', task_id='([^']*)', run_id='([^']*)', try_number=(\d+), map_index=(-?\d+)\)",
+    re.MULTILINE,
+)
+#: Task → its upstream, for a task ``upstream_failed`` because its upstream could not be sent (the DAG's one edge).
+UPSTREAM = {"sensor": "start"}
 #: The AOM calls a storm answers (IAM is not AOM's gateway; AK/SK callers never call it anyway).
 STORM_PATH = "^/v1/"
 #: The provider's log line of one HTTP retry (airflow_provider_aom/retry.py).
@@ -148,6 +169,7 @@ class Kill:
     job_id: int | None = None
     restarted_after: float | None = None  # seconds from the kill until it was ready again
     handover: float | None = None  # triggerer: seconds until another triggerer held all its triggers
+    recovered_after: float | None = None  # DB/broker fault: seconds until every component ran again
     signal: str = "SIGKILL"
     moved: set[int] = field(default_factory=set)  # triggers seen held by another triggerer after the kill
     began: float = 0.0  # epoch seconds of the kill
@@ -158,6 +180,15 @@ class Kill:
         return self.began, self.ended if self.ended is not None else time.time()
 
     def describe(self) -> str:
+        if self.kind in SERVICE_KINDS:
+            text = f"fault {self.number} at {self.at:.0f} s: {self.kind} ({self.signal})"
+            text += f" for {self.restart_delay:.1f} s" if self.kind != PG_RESTART else ""
+            text += f"; {len(self.hit)} tasks in flight"
+            if self.restarted_after is not None:
+                text += f"; {self.victim} back {self.restarted_after:.1f} s after it began"
+            if self.recovered_after is not None:
+                text += f", every component running again after {self.recovered_after:.1f} s"
+            return text
         if self.kind in AOM_KINDS:
             text = (
                 f"fault {self.number} at {self.at:.0f} s: {self.kind} ({self.signal}) for {self.restart_delay:.1f} s; "
@@ -209,6 +240,13 @@ class Figures:
     aom_skew: float = 0.0
     #: Per fault kind (and "none"): tasks, outcomes, retries, end delays, deadline lateness.
     by_fault: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Components the supervisor started again after they exited on their own, per kind.
+    supervisor_restarts: dict[str, int] = field(default_factory=dict)
+    #: Tasks Airflow failed because their last try could not be sent to the broker during a Redis outage (allowed:
+    #: not in tasks_wrong, see tests/chaos/README.md), and the downstream tasks that ended upstream_failed for it.
+    unsent_failures: int = 0
+    #: The campaign's own DB/REST calls that failed during a database or broker fault and were skipped.
+    skipped_during_outages: int = 0
 
 
 @dataclass
@@ -245,6 +283,9 @@ class Campaign:
             (AOM_BLACKHOLE, args.aom_blackholes),
             (AOM_DOWN, args.aom_downs),
             (AOM_STORM, args.aom_storms),
+            (PG_OUTAGE, args.pg_outages),
+            (PG_RESTART, args.pg_restarts),
+            (REDIS_OUTAGE, args.redis_outages),
         ):
             for _ in range(count):  # at seeded places, as the stalls
                 self.kinds.insert(self.rng.randint(0, len(self.kinds)), kind)
@@ -259,6 +300,23 @@ class Campaign:
         self.heartbeat_age: dict[str, float] = {}
         self.slow_resubmits = 0
         self.notes: list[str] = []
+        #: Components the campaign stopped and will start itself: the supervisor leaves them alone.
+        self.held: set[str] = set()
+        #: Per component kind: serialises its restarts, the campaign's and the supervisor's (a job row is known
+        #: to be a process's by its start time, so two components of one kind never start at once).
+        self.kind_locks = {c.kind: threading.Lock() for c in cluster.components.values()}
+        self.supervisors: list[threading.Thread] = []
+        self.supervising = threading.Event()
+        #: Components whose supervisor is between seeing the exit and the restart's readiness.
+        self.supervisor_busy: set[str] = set()
+        self.supervisor_restarts: Counter[str] = Counter()
+        #: (seconds since the start, component, exit status) of each exit the campaign did not cause.
+        self.exits: list[tuple[float, str, int | None]] = []
+        #: The database or broker fault in progress, and the epoch second its grace ends after it.
+        self.service_down: Kill | None = None
+        self.outage_until = 0.0
+        self.skipped = 0
+        self.allowed: list[str] = []
 
     def now(self) -> float:
         return time.monotonic() - self.started
@@ -343,6 +401,8 @@ class Campaign:
         an idle component proves little). True when it killed."""
         if kind in AOM_KINDS:
             return self.aom_fault(kind, patient)
+        if kind in SERVICE_KINDS:
+            return self.service_fault(kind, patient)
         loads = {name: self._load(name) for name in self.cluster.names("triggerer" if kind == STALL else kind)}
         top = max(len(v[0]) for v in loads.values())
         if top == 0 and patient:
@@ -356,6 +416,7 @@ class Campaign:
         kill.job_id = self.cluster.components[kill.victim].job_id
         kill.at = self.now()
         kill.began = time.time()
+        self.held.add(kill.victim)  # before the kill: the supervisor must not take it for an exit of its own
         if kind == STALL:
             kill.signal = signal.SIGSTOP.name
             kill.pids = len(self.cluster.pause(kill.victim))
@@ -391,6 +452,7 @@ class Campaign:
             kill.pids = len(self.cluster.pause("emulator"))
         elif kind == AOM_DOWN:
             self.save_requests()
+            self.held.add("emulator")
             kill.signal = signal.SIGTERM.name
             kill.pids = len(self.cluster.kill("emulator", signal.SIGTERM, grace=10))
         else:
@@ -405,6 +467,120 @@ class Campaign:
         print(f"chaos: {kill.at:5.0f} s  {kind}: {kill.signal} for {kill.restart_delay:.1f} s", flush=True)
         self.pending_restart = (kill, kill.at + kill.restart_delay)
         return True
+
+    def service_fault(self, kind: str, patient: bool) -> bool:
+        """Stop PostgreSQL or Redis for a seeded duration, or restart PostgreSQL at once; while ``patient``, only
+        while some task is queued, running or deferred. True when it began."""
+        rows = self.cluster.query(
+            "SELECT run_id, task_id, map_index FROM task_instance "
+            "WHERE dag_id = %s AND state IN ('queued', 'running', 'deferred')",
+            (DAG_ID,),
+        )
+        if not rows and patient:
+            return False
+        low, high = self.args.redis_outage_seconds if kind == REDIS_OUTAGE else self.args.pg_outage_seconds
+        duration = self.rng.uniform(low, high)
+        victim = "redis" if kind == REDIS_OUTAGE else "postgres"
+        kill = Kill(len(self.kills) + 1, kind, victim=victim, restart_delay=0.0 if kind == PG_RESTART else duration)
+        kill.hit = [self._ti_name(*r) for r in rows]
+        kill.at, kill.began = self.now(), time.time()
+        self.service_down = kill
+        self.kills.append(kill)
+        if kind == PG_OUTAGE:
+            kill.signal = "pg_ctl stop -m fast"
+            self.cluster.pg_stop()
+        elif kind == PG_RESTART:
+            kill.signal = "pg_ctl restart -m fast"
+            began = time.monotonic()
+            self.cluster.pg_restart()
+            kill.restart_delay = time.monotonic() - began
+        else:
+            self.held.add("redis")
+            kill.signal = signal.SIGTERM.name
+            kill.pids = len(self.cluster.kill("redis", signal.SIGTERM, grace=10))
+        shown = f"for {kill.restart_delay:.1f} s" if kind != PG_RESTART else f"(back in {kill.restart_delay:.1f} s)"
+        print(f"chaos: {kill.at:5.0f} s  {kind}: {kill.signal} {shown}; {len(kill.hit)} tasks in flight", flush=True)
+        self.pending_restart = (kill, kill.at + kill.restart_delay)
+        return True
+
+    def in_outage(self) -> bool:
+        """A database or broker fault is in progress, or ended less than OUTAGE_GRACE s ago."""
+        return self.service_down is not None or time.time() < self.outage_until
+
+    # ------------------------------------------------------------------ the supervisor
+
+    def start_supervisor(self) -> None:
+        """What systemd's Restart=always does for every component: one that exited without being stopped by the
+        campaign is started again after RESTART_SEC. One watcher per component, as one unit each; components of
+        one kind start one at a time (the cluster tells their job rows apart by start time)."""
+        self.supervising.set()
+        for name in self.cluster.components:
+            thread = threading.Thread(target=self._supervise, args=(name,), name=f"supervisor-{name}", daemon=True)
+            self.supervisors.append(thread)
+            thread.start()
+
+    def stop_supervisor(self) -> None:
+        self.supervising.clear()
+        for thread in self.supervisors:
+            thread.join(timeout=self.cluster.config.start_timeout + 30)
+        self.supervisors = []
+
+    def _exited(self) -> list[str]:
+        return [
+            name
+            for name, c in self.cluster.components.items()
+            if name not in self.held and c.proc is not None and c.proc.poll() is not None
+        ]
+
+    def _supervise(self, name: str) -> None:
+        component = self.cluster.components[name]
+        while self.supervising.is_set():
+            if name in self.held or component.proc is None or component.proc.poll() is None:
+                time.sleep(0.5)
+                continue
+            self.supervisor_busy.add(name)
+            try:
+                code = component.proc.returncode
+                self.exits.append((self.now(), name, code))
+                print(
+                    f"chaos: {self.now():5.0f} s  supervisor: {name} exited ({code}) on its own; starting it again "
+                    f"in {RESTART_SEC:g} s",
+                    flush=True,
+                )
+                time.sleep(RESTART_SEC)
+                if not self.supervising.is_set():
+                    return
+                with self.kind_locks[component.kind]:
+                    if name in self.held or component.alive:
+                        continue
+                    self.supervisor_restarts[component.kind] += 1
+                    try:
+                        self.cluster.restart(name)
+                    except Exception as exc:  # it exited again (the DB or broker still out): the next round
+                        print(f"chaos: {self.now():5.0f} s  supervisor: {name} not ready: {str(exc)[:120]}", flush=True)
+                        continue
+                print(f"chaos: {self.now():5.0f} s  supervisor: {name} started again and ready", flush=True)
+            finally:
+                self.supervisor_busy.discard(name)
+
+    def whole(self) -> bool:
+        """Every component runs (none held down by the campaign, none exited) and the supervisor is idle."""
+        return not self.held and not self.supervisor_busy and not self._exited()
+
+    def _await_whole(self, timeout: float) -> bool:
+        """Until the cluster has been whole for SETTLE_SECONDS (a component may exit some seconds after its DB
+        went away: the triggerers do); False after ``timeout`` s."""
+        deadline = time.monotonic() + timeout
+        since: float | None = None
+        while time.monotonic() < deadline:
+            if self.whole():
+                since = since or time.monotonic()
+                if time.monotonic() - since >= SETTLE_SECONDS:
+                    return True
+            else:
+                since = None
+            time.sleep(0.5)
+        return False
 
     def save_requests(self) -> None:
         """Add the emulator's request log so far to ``requests`` (before a restart forgets it)."""
@@ -446,12 +622,7 @@ class Campaign:
 
     def tend_kills(self) -> None:
         """Restart the killed component when its delay has passed; measure a triggerer's handover."""
-        if self.pending_restart is not None:
-            kill, when = self.pending_restart
-            if self.now() >= when:
-                self.pending_restart = None
-                self.restarting = threading.Thread(target=self._restart, args=(kill,), daemon=True)
-                self.restarting.start()
+        self.start_due_restart()
         for kill in self.kills:
             if kill.kind in ("triggerer", STALL) and kill.handover is None and kill.triggers:
                 rows = dict(
@@ -469,6 +640,15 @@ class Campaign:
                         f"{kill.victim} moved to another triggerer ({kill.handover:.1f} s after the kill)",
                         flush=True,
                     )
+
+    def start_due_restart(self) -> None:
+        """Start the pending restart (or the end of a fault) in a thread once its delay has passed."""
+        if self.pending_restart is not None:
+            kill, when = self.pending_restart
+            if self.now() >= when:
+                self.pending_restart = None
+                self.restarting = threading.Thread(target=self._restart, args=(kill,), daemon=True)
+                self.restarting.start()
 
     def sample_heartbeats(self) -> None:
         """The age of the live triggerers' and scheduler's last heartbeat: how close a live one comes to
@@ -488,11 +668,15 @@ class Campaign:
 
     def _restart(self, kill: Kill) -> None:
         try:
+            if kill.kind in SERVICE_KINDS:
+                self._end_service_fault(kill)
+                return
             if kill.kind in AOM_KINDS:
                 if kill.kind == AOM_BLACKHOLE:
                     self.cluster.resume("emulator")
                 elif kill.kind == AOM_DOWN:
-                    self.cluster.restart("emulator")
+                    with self.kind_locks["emulator"]:
+                        self.cluster.restart("emulator")
                 # A storm ends by itself in the emulator (its duration).
                 kill.ended = time.time()
                 kill.restarted_after = self.now() - kill.at
@@ -506,29 +690,70 @@ class Campaign:
                 kill.restarted_after = self.now() - kill.at
                 print(f"chaos: {self.now():5.0f} s  {kill.victim} resumed (SIGCONT)", flush=True)
                 return
-            self.cluster.restart(kill.victim)
+            with self.kind_locks[self.cluster.components[kill.victim].kind]:
+                self.cluster.restart(kill.victim)
             kill.ended = time.time()
             kill.restarted_after = self.now() - kill.at
             print(f"chaos: {self.now():5.0f} s  {kill.victim} restarted and ready", flush=True)
-        except Exception as exc:  # reported at the end: the campaign goes on with one component fewer
+        except Exception as exc:  # reported at the end; the supervisor starts it again if it is down
             self.errors.append(f"restarting {kill.victim} failed: {exc}")
+        finally:
+            self.held.discard(kill.victim)
+            if kill.kind == AOM_DOWN:
+                self.held.discard("emulator")
+            if kill.kind in SERVICE_KINDS:
+                if kill.ended is None:
+                    kill.ended = time.time()
+                self.service_down = None
+                self.outage_until = time.time() + OUTAGE_GRACE
+
+    def _end_service_fault(self, kill: Kill) -> None:
+        """Start PostgreSQL or Redis again (a restart is back already), then wait while the supervisor brings back
+        what exited: the fault lasts until the cluster is whole again."""
+        if kill.kind == PG_OUTAGE:
+            self.cluster.pg_start()
+        elif kill.kind == REDIS_OUTAGE:
+            with self.kind_locks["redis"]:
+                self.cluster.restart("redis")
+            self.held.discard("redis")
+        kill.restarted_after = self.now() - kill.at
+        print(f"chaos: {self.now():5.0f} s  {kill.kind} over: {kill.victim} answers again", flush=True)
+        if not self._await_whole(self.cluster.config.start_timeout):
+            self.errors.append(
+                f"after {kill.kind} {kill.number} the cluster was not whole again within "
+                f"{self.cluster.config.start_timeout:g} s"
+            )
+        kill.ended = time.time()
+        kill.recovered_after = self.now() - kill.at
+        print(f"chaos: {self.now():5.0f} s  {kill.kind}: every component runs again", flush=True)
 
     def idle(self) -> bool:
-        """No restart pending or in progress."""
-        return self.pending_restart is None and (self.restarting is None or not self.restarting.is_alive())
+        """No restart pending or in progress, nothing exited waiting for the supervisor."""
+        restarting = self.restarting is not None and self.restarting.is_alive()
+        return self.pending_restart is None and not restarting and not self.supervisor_busy and not self._exited()
 
     # ------------------------------------------------------------------ the campaign
 
     def execute(self) -> None:
+        import psycopg2  # the cluster's driver, imported late as in cluster.py (--help without it)
+
         self.wait_for_dag()
         self.started = time.monotonic()
+        self.start_supervisor()
         outages = self.args.aom_blackholes + self.args.aom_downs
+        # A DB or broker fault also waits for the supervisor to bring back what exited (a minute or two).
+        services = (
+            (90 + self.args.pg_outage_seconds[1]) * self.args.pg_outages
+            + 90 * self.args.pg_restarts
+            + (90 + self.args.redis_outage_seconds[1]) * self.args.redis_outages
+        )
         timeout = self.args.timeout or (
             180
             + 30 * self.args.runs
             + 45 * self.args.kills
             + (30 + self.args.aom_outage_seconds[1]) * outages
             + (30 + self.args.aom_storm_seconds[1]) * self.args.aom_storms
+            + services
         )
         queue = list(self.runs)
         print(
@@ -537,27 +762,20 @@ class Campaign:
             flush=True,
         )
         self.schedule_next_kill()
+        failures = 0
         while self.now() < timeout:
-            self.refresh_runs()
-            active = [r for r in self.runs if r.triggered and r.ended is None]
-            while queue and len(active) < self.args.parallel:
-                run = queue.pop(0)
-                self.trigger(run)
-                active.append(run)
-            self.tend_kills()
-            self.sample_heartbeats()
-            if not queue and self.next_kill_at is not None:
-                # Every run has started: the kills left are due now, or the last runs would end without them
-                # (and a short campaign without a kill of each kind).
-                self.next_kill_at = min(self.next_kill_at, self.now())
-            due = self.next_kill_at is not None and self.now() >= self.next_kill_at
-            if due and self.idle() and active:
-                assert self.next_kill_at is not None
-                patient = self.now() < self.next_kill_at + KILL_PATIENCE
-                if self.kill(self.kinds[len(self.kills)], patient):
-                    self.schedule_next_kill()
-            if not queue and not active:
-                break
+            self.start_due_restart()  # needs no DB: a DB outage ends on time
+            try:
+                if self.step(queue):
+                    break
+            except (psycopg2.Error, OSError) as exc:  # URLError and HTTPError are OSErrors
+                # Its own queries and REST calls fail while the DB (or the api-server) is out: skip this round.
+                if self.in_outage():
+                    self.skipped += 1
+                else:
+                    failures += 1
+                    if failures <= 5:
+                        self.errors.append(f"the campaign's own call failed outside any DB or broker fault: {exc}")
             time.sleep(1)
         else:
             self.errors.append(f"the runs did not all end within {timeout:g} s")
@@ -565,9 +783,40 @@ class Campaign:
         while not self.idle():
             if self.pending_restart is not None:
                 self.pending_restart = (self.pending_restart[0], 0.0)
-            self.tend_kills()
+            with contextlib.suppress(psycopg2.Error, OSError):
+                self.tend_kills()
             time.sleep(0.5)
+        if not self._await_whole(self.cluster.config.start_timeout):
+            self.errors.append("the cluster was not whole again before the checks")
+        self.stop_supervisor()
         self.refresh_runs()
+
+    def step(self, queue: list[Run]) -> bool:
+        """One round of the campaign loop; True when every run has ended."""
+        self.refresh_runs()
+        active = [r for r in self.runs if r.triggered and r.ended is None]
+        while queue and len(active) < self.args.parallel and not self.in_outage():
+            run = queue.pop(0)
+            try:
+                self.trigger(run)
+            except BaseException:
+                queue.insert(0, run)
+                raise
+            active.append(run)
+        self.tend_kills()
+        if not self.in_outage():  # the heartbeats of components cut off from their DB say nothing
+            self.sample_heartbeats()
+        if not queue and self.next_kill_at is not None:
+            # Every run has started: the kills left are due now, or the last runs would end without them
+            # (and a short campaign without a kill of each kind).
+            self.next_kill_at = min(self.next_kill_at, self.now())
+        due = self.next_kill_at is not None and self.now() >= self.next_kill_at
+        if due and self.idle() and active and not self.in_outage():
+            assert self.next_kill_at is not None
+            patient = self.now() < self.next_kill_at + KILL_PATIENCE
+            if self.kill(self.kinds[len(self.kills)], patient):
+                self.schedule_next_kill()
+        return not queue and not active
 
     # ------------------------------------------------------------------ checks
 
@@ -613,6 +862,7 @@ class Campaign:
         records: list[TaskRecord] = []
         lateness: list[tuple[float, str]] = []
         self.retried = 0
+        unsent = self.unsent_tries()
         for run in self.runs:
             wrong: list[str] = []
             retried: list[str] = []
@@ -638,15 +888,32 @@ class Campaign:
                 shown = [describe_execution(e) for e in seen]
                 ok = state == expected.state
                 lost = False  # one lost wait per task, whatever shows it
+                # Airflow failed it, its last try never sent to the broker (Redis out): allowed, counted apart.
+                upstream = UPSTREAM.get(expected.task_id)
+                unsent_last = state == "failed" and tries in unsent.get(key, set())
+                up_key = (run.run_id, upstream or "", -1)
+                up_state, up_tries = tis.get(up_key, (None, 0))
+                unsent_upstream = (
+                    state == "upstream_failed" and up_state == "failed" and up_tries in unsent.get(up_key, set())
+                )
+                if unsent_last or unsent_upstream:
+                    figures.unsent_failures += 1
+                    why = "its last try" if unsent_last else f"its upstream {upstream}'s last try"
+                    self.allowed.append(
+                        f"{name}: {state} (try {tries}): {why} could not be sent to the broker during a Redis outage; "
+                        f"executions {shown}"
+                    )
                 if state not in FINISHED:
                     lost = True
                     problems.append(f"{name}: left unfinished ({state}, try {tries}); executions {shown}")
                 if workflow_id is not None and expected.state == "success":
                     figures.duplicate_executions += max(0, len(seen) - 1)
-                    if len(seen) != 1:
+                    if len(seen) > 1 or not (seen or unsent_last):
                         problems.append(f"{name}: {len(seen)} executions of {workflow_id}: {shown}")
                 if workflow_id is not None and expected.state == "failed":
-                    if not seen:
+                    if not seen and unsent_last:
+                        pass  # never ran: nothing to terminate
+                    elif not seen:
                         ok = False
                         problems.append(f"{name}: ended {state} without starting {workflow_id}")
                     elif len(seen) > 1:
@@ -661,7 +928,7 @@ class Campaign:
                 ended = [e["end_time"] for e in waited if isinstance(e.get("end_time"), int) and e["end_time"] > 0]
                 if ended and end is not None:
                     record.end_delay = end - (max(ended) / 1000 - skew)
-                if expected.state == "success" and workflow_id is not None and not succeeded:
+                if expected.state == "success" and workflow_id is not None and not succeeded and not unsent_last:
                     lost = True
                     problems.append(f"{name}: no execution of {workflow_id} succeeded: {shown}")
                 if expected.state == "failed":
@@ -693,7 +960,12 @@ class Campaign:
                         lateness.append((late, name))
                         record.lateness.append(late)
                 figures.lost_waits += lost
-                if not ok:
+                if unsent_last or unsent_upstream:
+                    wrong.append(
+                        f"{expected.task_id}{'' if expected.map_index < 0 else f'[{expected.map_index}]'}="
+                        f"{state}(unsent, allowed)"
+                    )
+                elif not ok:
                     wrong.append(
                         f"{expected.task_id}{'' if expected.map_index < 0 else f'[{expected.map_index}]'}={state}"
                     )
@@ -710,7 +982,10 @@ class Campaign:
                     )
             duration = f"{run.ended - run.triggered:.0f} s" if run.ended is not None else "unfinished"
             count = sum(len(v) for v in executions.values())
-            verdict = "as expected" if not wrong else f"WRONG: {', '.join(wrong)}"
+            really = [w for w in wrong if not w.endswith("(unsent, allowed)")]
+            verdict = "as expected" if not really else f"WRONG: {', '.join(really)}"
+            if len(really) < len(wrong):
+                verdict += f"; Airflow failed unsent: {', '.join(w for w in wrong if w not in really)}"
             print(
                 f"run {run.number:03d} {run.run_id}: {run.state} in {duration}; {len(EXPECTED) - len(wrong)}/"
                 f"{len(EXPECTED)} tasks {verdict}; {count} executions for {len(executions)} workflow ids"
@@ -733,6 +1008,26 @@ class Campaign:
                 f"deadline (median {statistics.median(v for v, _ in lateness):.1f} s; latest: {latest})"
             )
         return figures, problems
+
+    def unsent_tries(self) -> dict[tuple[str, str, int], set[int]]:
+        """Per task instance, the tries the scheduler could not send to the broker during a Redis outage (its
+        log: "Error sending Celery workload" then the TaskInstanceKey; the Celery executor fails such a try)."""
+        windows = [k.window() for k in self.kills if k.kind == REDIS_OUTAGE]
+        found: dict[tuple[str, str, int], set[int]] = {}
+        if not windows:
+            return found
+        text = "\n".join(
+            self.cluster.components[n].log.read_text(errors="replace") for n in self.cluster.names("scheduler")
+        )
+        for match in UNSENT.finditer(text):
+            stamp, dag_id, task_id, run_id, try_number, map_index = match.groups()
+            try:
+                when = datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+            except ValueError:
+                continue
+            if dag_id == DAG_ID and any(a - 1 <= when <= b + 1 for a, b in windows):
+                found.setdefault((run_id, task_id, int(map_index)), set()).add(int(try_number))
+        return found
 
     def by_fault(self, records: list[TaskRecord]) -> dict[str, dict[str, Any]]:
         """Per fault kind (and "none": tasks no fault overlapped): the tasks it overlapped and what became of
@@ -800,6 +1095,20 @@ class Campaign:
             print(f"chaos: AOM's clock was {self.args.aom_skew_applied:+.0f} s off the hosts' for the whole run")
         for kill in self.kills:
             print(f"chaos: {kill.describe()}")
+        if self.exits:
+            print(
+                f"chaos: {len(self.exits)} components exited on their own and the supervisor started them again "
+                f"({sum(self.supervisor_restarts.values())} starts: "
+                + ", ".join(f"{n} {kind}" for kind, n in sorted(self.supervisor_restarts.items()))
+                + "); exits: "
+                + ", ".join(f"{name} ({code}) at {at:.0f} s" for at, name, code in self.exits)
+            )
+        if self.skipped:
+            print(f"chaos: {self.skipped} rounds of the campaign's own DB/REST calls skipped during DB/broker faults")
+        if self.allowed:
+            print(f"chaos: {len(self.allowed)} tasks Airflow failed without running them (allowed, not wrong):")
+            for line in self.allowed:
+                print(f"  - {line}")
         handovers = [k.handover for k in self.kills if k.handover is not None and k.moved]
         if handovers:
             print(
@@ -953,6 +1262,31 @@ def build_parser() -> argparse.ArgumentParser:
         help="what a storm answers: a seeded mix of 503 and 429, or only one of them",
     )
     parser.add_argument(
+        "--pg-outages",
+        type=int,
+        default=0,
+        help="PostgreSQL outages: pg_ctl stop -m fast, then start again after a seeded --pg-outage-seconds",
+    )
+    parser.add_argument(
+        "--pg-restarts", type=int, default=0, help="PostgreSQL restarts at once: pg_ctl restart -m fast (no pause)"
+    )
+    parser.add_argument(
+        "--pg-outage-seconds", type=seconds_range, default=(20.0, 60.0), metavar="LOW:HIGH", help="a PG outage's length"
+    )
+    parser.add_argument(
+        "--redis-outages",
+        type=int,
+        default=0,
+        help="Redis (the Celery broker) outages: stopped, then started again on its port, empty (no persistence)",
+    )
+    parser.add_argument(
+        "--redis-outage-seconds",
+        type=seconds_range,
+        default=(20.0, 60.0),
+        metavar="LOW:HIGH",
+        help="a Redis outage's length",
+    )
+    parser.add_argument(
         "--aom-skew",
         type=float,
         default=0.0,
@@ -982,6 +1316,8 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("--runs and --parallel must be at least 1, --kills and --stalls at least 0")
     if min(args.aom_blackholes, args.aom_downs, args.aom_storms) < 0 or not 0 < args.aom_storm_share <= 1:
         raise SystemExit("--aom-blackholes, --aom-downs, --aom-storms must be at least 0, --aom-storm-share in (0, 1]")
+    if min(args.pg_outages, args.pg_restarts, args.redis_outages) < 0:
+        raise SystemExit("--pg-outages, --pg-restarts, --redis-outages must be at least 0")
     if args.aom_conn:
         # Another AOM stand-in: its faults are the caller's; the campaign only counts.
         if args.aom_blackholes or args.aom_downs or args.aom_storms:
@@ -994,6 +1330,7 @@ def main(argv: list[str] | None = None) -> int:
         args.aom_skew_applied = sign * abs(args.aom_skew)
     install_signal_handlers()
     began = time.monotonic()
+    campaigns: list[Campaign] = []
     cluster = Cluster(
         ClusterConfig(
             workdir=args.workdir,
@@ -1013,12 +1350,15 @@ def main(argv: list[str] | None = None) -> int:
         # The check reads the AOM API through the very connection the components use.
         os.environ.update(cluster.env)
         campaign = Campaign(args, cluster)
+        campaigns.append(campaign)
         campaign.execute()
         campaign.wait_for_quiet()
         campaign.save_requests()
         figures, problems = campaign.check()
         figures.faults = {kind: sum(1 for k in campaign.kills if k.kind == kind) for kind in ALL_KINDS}
         figures.aom_skew = args.aom_skew_applied
+        figures.supervisor_restarts = dict(sorted(campaign.supervisor_restarts.items()))
+        figures.skipped_during_outages = campaign.skipped
         try:
             cluster.check_loopback()
         except ClusterError as exc:
@@ -1045,6 +1385,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"chaos: {exc}", file=sys.stderr)
         return 1
     finally:
+        for campaign in campaigns:  # before the cluster stops: it must not start what stop() takes down
+            campaign.stop_supervisor()
         cluster.stop()
 
 
