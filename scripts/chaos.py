@@ -247,6 +247,8 @@ class Figures:
     unsent_failures: int = 0
     #: The campaign's own DB/REST calls that failed during a database or broker fault and were skipped.
     skipped_during_outages: int = 0
+    #: Planned kills and faults the campaign did not make (the runs all ended first), in plan order.
+    faults_not_made: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -795,7 +797,7 @@ class Campaign:
         """One round of the campaign loop; True when every run has ended."""
         self.refresh_runs()
         active = [r for r in self.runs if r.triggered and r.ended is None]
-        while queue and len(active) < self.args.parallel and not self.in_outage():
+        while queue and len(active) < self.args.parallel and self.service_down is None:
             run = queue.pop(0)
             try:
                 self.trigger(run)
@@ -811,7 +813,7 @@ class Campaign:
             # (and a short campaign without a kill of each kind).
             self.next_kill_at = min(self.next_kill_at, self.now())
         due = self.next_kill_at is not None and self.now() >= self.next_kill_at
-        if due and self.idle() and active and not self.in_outage():
+        if due and self.idle() and active and self.service_down is None:
             assert self.next_kill_at is not None
             patient = self.now() < self.next_kill_at + KILL_PATIENCE
             if self.kill(self.kinds[len(self.kills)], patient):
@@ -937,8 +939,14 @@ class Campaign:
                         begin, end = execution.get("begin_time") or 0, execution.get("end_time") or 0
                         if status != "cancel" or not end:
                             lost = True
+                            why = (
+                                " (Airflow failed the task's last try unsent to the broker: the try that would "
+                                "have terminated it never ran)"
+                                if unsent_last
+                                else ""
+                            )
                             problems.append(
-                                f"{name}: execution {execution.get('execution_id')} is {status}, not terminated"
+                                f"{name}: execution {execution.get('execution_id')} is {status}, not terminated{why}"
                             )
                             continue
                         # The deadline counts from the first submit attempt: just before the execution's begin,
@@ -1091,6 +1099,8 @@ class Campaign:
         """What each kill hit and how the cluster recovered (all measured here)."""
         counts = Counter(k.kind for k in self.kills)
         print(f"chaos: {len(self.kills)} kills and faults: " + ", ".join(f"{counts[k]} {k}" for k in ALL_KINDS))
+        if len(self.kills) < len(self.kinds):
+            print(f"chaos: not made (the runs ended first): {', '.join(self.kinds[len(self.kills) :])}")
         if self.args.aom_skew_applied:
             print(f"chaos: AOM's clock was {self.args.aom_skew_applied:+.0f} s off the hosts' for the whole run")
         for kill in self.kills:
@@ -1359,6 +1369,7 @@ def main(argv: list[str] | None = None) -> int:
         figures.aom_skew = args.aom_skew_applied
         figures.supervisor_restarts = dict(sorted(campaign.supervisor_restarts.items()))
         figures.skipped_during_outages = campaign.skipped
+        figures.faults_not_made = campaign.kinds[len(campaign.kills) :]
         try:
             cluster.check_loopback()
         except ClusterError as exc:
