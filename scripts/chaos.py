@@ -10,11 +10,17 @@ emulator, planned among the kills at seeded places: ``--aom-blackholes`` (SIGSTO
 and never answered), ``--aom-downs`` (stopped, then started again on the same port with its executions: its
 ``--state-file``), ``--aom-storms`` (a seeded share of the AOM calls answered 503 or 429 with Retry-After),
 each for a seeded duration (``--aom-outage-seconds``, ``--aom-storm-seconds``), and ``--aom-skew`` (AOM's
-clock off the hosts' by that many seconds, a seeded sign, for the whole run). Then it checks,
+clock off the hosts' by that many seconds, a seeded sign, for the whole run). Database and broker faults,
+planned the same way: ``--pg-outages`` (PostgreSQL stopped with ``pg_ctl stop -m fast``, started again after a
+seeded ``--pg-outage-seconds``), ``--pg-restarts`` (``pg_ctl restart -m fast``, no pause) and ``--redis-outages``
+(Redis stopped, started again empty on its port after a seeded ``--redis-outage-seconds``); the campaign's own
+queries skip the rounds they fail in meanwhile. Throughout, a supervisor starts again, after RESTART_SEC, any
+component that exited without the campaign stopping it (as systemd's ``Restart=always``). Then it checks,
 through the AOM API (the execution list of every workflow id, with the same ``aom_default`` connection as
 the components) and the metadata DB:
 
-- every task instance ended in its expected state (``success``, or ``failed`` for the timeouts);
+- every task instance ended in its expected state (``success``, or ``failed`` for the timeouts), except one
+  Airflow failed because its last try could not be sent to the broker during a Redis outage (``unsent_failures``);
 - every ``wf-ok-*`` id has exactly one execution (a retry reattached instead of starting another);
 - every ``wf-slow-*`` execution ended ``cancel``, at or after its deadline (a retry after an execution that
   ended ``cancel`` submits a new one, which must end the same way);
@@ -25,8 +31,9 @@ line: ``runs, tasks, kills, tasks_ok, tasks_wrong, duplicate_executions, lost_wa
 seconds``, ``faults`` (how many of each kind), ``aom_skew`` and ``by_fault``: per fault kind (and ``none``: tasks
 no fault overlapped) the tasks it overlapped, their outcomes, their retries (task tries and the provider's
 logged HTTP retries), the delay from each execution's end to its task's end and the deadline lateness of the
-terminated ``wf-slow`` executions (median, max). Exits 0 only when tasks_wrong, duplicate_executions and
-lost_waits are all 0.
+terminated ``wf-slow`` executions (median, max); ``supervisor_restarts`` (per component kind),
+``unsent_failures``, ``skipped_during_outages``, ``stuck_in_queued_requeued``/``_failed`` and
+``faults_not_made``. Exits 0 only when tasks_wrong, duplicate_executions and lost_waits are all 0.
 """
 
 from __future__ import annotations
@@ -247,6 +254,10 @@ class Figures:
     unsent_failures: int = 0
     #: The campaign's own DB/REST calls that failed during a database or broker fault and were skipped.
     skipped_during_outages: int = 0
+    #: Task instances the scheduler found stuck in QUEUED past task_queued_timeout (their Celery message lost, e.g.
+    #: with an emptied broker) and set back to scheduled, and those it failed after two such requeues.
+    stuck_in_queued_requeued: int = 0
+    stuck_in_queued_failed: int = 0
     #: Planned kills and faults the campaign did not make (the runs all ended first), in plan order.
     faults_not_made: list[str] = field(default_factory=list)
 
@@ -797,7 +808,11 @@ class Campaign:
         """One round of the campaign loop; True when every run has ended."""
         self.refresh_runs()
         active = [r for r in self.runs if r.triggered and r.ended is None]
-        while queue and len(active) < self.args.parallel and self.service_down is None:
+        # The last run is held back while more than one fault is left (unless nothing else runs), so the
+        # campaign's faults, which take their time one after the other, all find runs in flight.
+        faults_left = len(self.kinds) - len(self.kills)
+        hold = 1 if faults_left > 1 and active else 0
+        while len(queue) > hold and len(active) < self.args.parallel and self.service_down is None:
             run = queue.pop(0)
             try:
                 self.trigger(run)
@@ -808,9 +823,9 @@ class Campaign:
         self.tend_kills()
         if not self.in_outage():  # the heartbeats of components cut off from their DB say nothing
             self.sample_heartbeats()
-        if not queue and self.next_kill_at is not None:
-            # Every run has started: the kills left are due now, or the last runs would end without them
-            # (and a short campaign without a kill of each kind).
+        if len(queue) <= hold and self.next_kill_at is not None:
+            # Every run has started (but the held one): the kills left are due now, or the last runs would end
+            # without them (and a short campaign without a kill of each kind).
             self.next_kill_at = min(self.next_kill_at, self.now())
         due = self.next_kill_at is not None and self.now() >= self.next_kill_at
         if due and self.idle() and active and self.service_down is None:
@@ -1016,6 +1031,13 @@ class Campaign:
                 f"deadline (median {statistics.median(v for v, _ in lateness):.1f} s; latest: {latest})"
             )
         return figures, problems
+
+    def stuck_in_queued(self) -> tuple[int, int]:
+        """The scheduler's "Task stuck in queued; will try to requeue" and "... exceeded max; marking failed"."""
+        text = "\n".join(
+            self.cluster.components[n].log.read_text(errors="replace") for n in self.cluster.names("scheduler")
+        )
+        return text.count("Task stuck in queued; will try to requeue"), text.count("Task requeue attempts exceeded max")
 
     def unsent_tries(self) -> dict[tuple[str, str, int], set[int]]:
         """Per task instance, the tries the scheduler could not send to the broker during a Redis outage (its
@@ -1370,6 +1392,7 @@ def main(argv: list[str] | None = None) -> int:
         figures.supervisor_restarts = dict(sorted(campaign.supervisor_restarts.items()))
         figures.skipped_during_outages = campaign.skipped
         figures.faults_not_made = campaign.kinds[len(campaign.kills) :]
+        figures.stuck_in_queued_requeued, figures.stuck_in_queued_failed = campaign.stuck_in_queued()
         try:
             cluster.check_loopback()
         except ClusterError as exc:
