@@ -113,4 +113,6 @@ chaos: $(CLUSTER_STAMP)
 # The short campaign that make test runs.
 chaos-ci: $(CLUSTER_STAMP)
 	$(VENV)/bin/mypy scripts
-	$(VENV)/bin/python scripts/chaos.py --runs 8 --kills 3 --stalls 1 --seed 1
+	$(VENV)/bin/python scripts/chaos.py --runs 8 --kills 3 --stalls 1 --pg-outages 1 --pg-restarts 1 \
+		--redis-outages 1 --aom-blackholes 1 --aom-downs 1 --aom-storms 1 --aom-skew 600 --pg-outage-seconds 10:20 \
+		--redis-outage-seconds 10:20 --aom-outage-seconds 10:20 --aom-storm-seconds 15:25 --seed 1
