@@ -214,10 +214,11 @@ class _AomExecutionWait(BaseOperator):
                 max_node_restarts=self.max_node_restarts,
                 node_restarts=dict(self._restarts),
                 last_status=EXECUTING_STATUS,
+                terminate_at_deadline=self._owned,
             ),
             method_name="execute_complete",
-            # The trigger enforces the deadline and execute_complete terminates: a framework
-            # timeout would skip both.
+            # The trigger enforces the deadline and terminates (execute_complete again if it could not):
+            # a framework timeout would skip both.
             timeout=None,
         )
         raise AssertionError("unreachable")  # pragma: no cover - defer() raises
@@ -259,7 +260,8 @@ class _AomExecutionWait(BaseOperator):
         self.log.info("Execution %s of AOM workflow %s succeeded.", execution_id, self._workflow)
         return execution_id
 
-    def _on_deadline(self, execution_id: str, last_status: str | None) -> NoReturn:
+    def _on_deadline(self, execution_id: str, last_status: str | None, *, terminated: bool = False) -> NoReturn:
+        """Fail the task for its timeout, terminating the execution it owns (unless the trigger already did)."""
         self._finished = True
         what = (
             f"AOM workflow {self._workflow} execution {execution_id} did not end within {self.timeout} s "
@@ -270,7 +272,8 @@ class _AomExecutionWait(BaseOperator):
                 f"{what}. It was left running: this task did not start it (or adopted it without being able to check "
                 "who created it), so it does not terminate it. Stop it in the AOM console if it must not go on."
             )
-        self._terminate(execution_id, reason="the timeout passed", patient=True)
+        if not terminated:
+            self._terminate(execution_id, reason="the timeout passed", patient=True)
         raise AomExecutionTimeoutError(f"{what}; it was terminated.")
 
     def _terminate(self, execution_id: str, *, reason: str, patient: bool = False) -> None:
@@ -298,7 +301,7 @@ class _AomExecutionWait(BaseOperator):
             message = str(event["message"]) if outcome is Outcome.FAILURE and event.get("message") else None
             return self._finish(context, execution_id, outcome, event["detail"], message)
         if end is WaitEnd.TIMEOUT:
-            self._on_deadline(execution_id, event.get("execution_status"))
+            self._on_deadline(execution_id, event.get("execution_status"), terminated=event.get("terminated") is True)
         raise AomError(str(event.get("message") or f"Unexpected trigger event {escape(event.get('status'), 40)!r}."))
 
     def on_kill(self) -> None:

@@ -51,6 +51,9 @@ class AomWorkflowExecutionTrigger(BaseTrigger):
     :param cancel_on_kill: Terminate the execution when the deferred task is killed (Airflow ≥ 3.3).
     :param last_status: Last status already logged (so a resumed trigger does not log it again).
     :param owned: Whether the deferring task can show it started the execution (passed back in events).
+    :param terminate_at_deadline: Terminate an ``owned`` execution when the deadline passes, before the
+        ``timeout`` event goes out (the event's ``terminated`` says whether that worked), so it is stopped
+        even if the task never resumes (a broker or database outage that fails the resume).
     :param max_detail_bytes: Largest detail carried by the event, in bytes of JSON.
     :param on_node_failure: When the execution pauses at a failed node: ``fail``, ``wait``,
         ``restart`` or ``skip`` (the trigger sends restart and skip itself).
@@ -76,6 +79,7 @@ class AomWorkflowExecutionTrigger(BaseTrigger):
         on_node_failure: str = OnNodeFailure.WAIT.value,
         max_node_restarts: int = 1,
         node_restarts: dict[str, int] | None = None,
+        terminate_at_deadline: bool = False,
     ) -> None:
         super().__init__()
         self.workflow_id = workflow_id
@@ -93,6 +97,7 @@ class AomWorkflowExecutionTrigger(BaseTrigger):
         self.on_node_failure = OnNodeFailure(on_node_failure).value
         self.max_node_restarts = int(max_node_restarts)
         self.node_restarts = dict(node_restarts or {})
+        self.terminate_at_deadline = bool(terminate_at_deadline)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -113,6 +118,7 @@ class AomWorkflowExecutionTrigger(BaseTrigger):
                 "on_node_failure": self.on_node_failure,
                 "max_node_restarts": self.max_node_restarts,
                 "node_restarts": self.node_restarts,
+                "terminate_at_deadline": self.terminate_at_deadline,
             },
         )
 
@@ -131,7 +137,9 @@ class AomWorkflowExecutionTrigger(BaseTrigger):
         )
         return stored(detail, self.max_detail_bytes, url)
 
-    def _event(self, end: WaitEnd, message: str, detail: dict[str, Any] | None = None) -> TriggerEvent:
+    def _event(
+        self, end: WaitEnd, message: str, detail: dict[str, Any] | None = None, *, terminated: bool = False
+    ) -> TriggerEvent:
         return TriggerEvent(
             {
                 "status": end.value,
@@ -142,6 +150,7 @@ class AomWorkflowExecutionTrigger(BaseTrigger):
                 "detail": detail,
                 "owned": self.owned,
                 "message": message,
+                "terminated": terminated,
             }
         )
 
@@ -167,7 +176,13 @@ class AomWorkflowExecutionTrigger(BaseTrigger):
                 ended = await hook.run(follow_execution(wait, tracker))
                 self.last_status = tracker.last
                 detail = await self._stored(hook, ended.detail) if ended.detail is not None else None
-                event = self._event(ended.end, ended.message, detail)
+                terminated = (
+                    ended.end is WaitEnd.TIMEOUT
+                    and self.terminate_at_deadline
+                    and self.owned
+                    and await self._terminate_at_deadline(hook)
+                )
+                event = self._event(ended.end, ended.message, detail, terminated=terminated)
         except Exception as exc:
             # Whatever went wrong (a provider error, or a bug meeting an answer nobody foresaw), the
             # task must hear of it as an event: a raise would fail the trigger without a message.
@@ -175,6 +190,24 @@ class AomWorkflowExecutionTrigger(BaseTrigger):
             reason = str(exc) if isinstance(exc, AomError) else f"{type(exc).__name__}: {escape(exc)}"
             event = self._event(WaitEnd.ERROR, f"Waiting for execution {self.execution_id} failed: {reason}")
         yield event
+
+    async def _terminate_at_deadline(self, hook: AomAsyncHook) -> bool:
+        """Terminate the execution whose deadline passed, through an AOM outage; False when it could not be."""
+        from airflow_provider_aom.node_ops import terminate_when_reachable
+
+        try:
+            await hook.run(terminate_when_reachable(self.workflow_id, self.execution_id, self.project_id))
+        except Exception as exc:  # the task's own terminate, when it resumes, is the fallback
+            self.log.warning(
+                "Could not terminate execution %s at its deadline (%s); the task tries again when it resumes.",
+                self.execution_id,
+                exc if isinstance(exc, AomError) else f"{type(exc).__name__}: {escape(exc)}",
+            )
+            return False
+        self.log.warning(
+            "Terminated execution %s of workflow %s: the timeout passed.", self.execution_id, self.workflow_id
+        )
+        return True
 
     async def on_kill(self) -> None:
         """Airflow ≥ 3.3: the deferred task was marked failed/success or cleared: stop the remote run.

@@ -115,6 +115,8 @@ async def test_a_wait_that_moves_to_another_triggerer_does_not_log_executing_aga
             sensor.execute(cast(Any, {}))
     trigger = deferred.value.trigger
     assert trigger.last_status == "executing", "the task defers saying the execution runs"
+    # The operator's trigger terminates the execution it started at the deadline; the sensor's never does.
+    assert trigger.terminate_at_deadline is (deferring == "operator")
     # Another triggerer rebuilds the trigger from its deferral arguments and polls an executing execution.
     event = await first_event(round_trip(trigger))
     assert event["status"] == "timeout"
@@ -169,6 +171,50 @@ async def test_deadline_event(use_connection: UseConnection, workflows: AomEmula
     assert event["execution_status"] == "executing"
     # The pause before the deadline is cut short: the trigger does not sleep a whole poll interval past it.
     assert time.monotonic() - began < 5
+
+
+def terminates(workflows: AomEmulator) -> int:
+    return sum(1 for r in workflows.state.requests() if r["method"] == "POST" and r["path"].endswith("/terminate"))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "terminated"),
+    [({"terminate_at_deadline": True}, True), ({}, False), ({"terminate_at_deadline": True, "owned": False}, False)],
+    ids=["owned", "not-asked", "not-owned"],
+)
+async def test_the_trigger_terminates_an_owned_execution_at_its_deadline(
+    kwargs: dict[str, Any], terminated: bool, use_connection: UseConnection, workflows: AomEmulator
+) -> None:
+    """So it is stopped even when the task never resumes (the resume failed with the broker down)."""
+    use_connection("aksk")
+    execution_id = start("wf-long")
+    trigger = AomWorkflowExecutionTrigger(
+        workflow_id="wf-long", execution_id=execution_id, poll_interval=0.1, deadline=time.time() + 0.3, **kwargs
+    )
+    event = await first_event(round_trip(trigger))
+    assert (event["status"], event["terminated"]) == ("timeout", terminated)
+    status = AomHook().get_execution("wf-long", execution_id)["status"]
+    assert (status, terminates(workflows)) == (("cancel", 1) if terminated else ("executing", 0))
+
+
+def test_a_task_resumed_after_the_triggers_terminate_does_not_send_another(
+    use_connection: UseConnection, workflows: AomEmulator
+) -> None:
+    from airflow_provider_aom.exceptions import AomExecutionTimeoutError
+    from airflow_provider_aom.operators.aom import AomExecuteWorkflowOperator
+
+    use_connection("aksk")
+    execution_id = start("wf-long")
+    operator = AomExecuteWorkflowOperator(task_id="run", workflow_id="wf-long", wait_for_completion=True, timeout=1)
+    event = {"status": "timeout", "workflow_id": "wf-long", "execution_id": execution_id, "owned": True}
+    with pytest.raises(AomExecutionTimeoutError, match="it was terminated"):
+        operator.execute_complete(cast(Any, {}), {**event, "terminated": True})
+    assert terminates(workflows) == 0
+    # A trigger that could not terminate (or one deferred before it could) leaves it to the task.
+    with pytest.raises(AomExecutionTimeoutError, match="it was terminated"):
+        operator.execute_complete(cast(Any, {}), event)
+    assert terminates(workflows) == 1
+    assert AomHook().get_execution("wf-long", execution_id)["status"] == "cancel"
 
 
 async def test_error_event_for_unknown_execution(use_connection: UseConnection, workflows: AomEmulator) -> None:
