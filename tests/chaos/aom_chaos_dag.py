@@ -42,8 +42,16 @@ DAG_ID = "aom_chaos"
 #: Seconds from the first submit after which a wf-slow execution is terminated (scripts/chaos.py reads it).
 TIMEOUT = 20
 RUN = "{{ dag_run.conf['run'] }}"
-#: Every task: enough tries to survive one kill of each kind; short delays so a campaign stays short.
-DEFAULT_ARGS = {"retries": 3, "retry_delay": timedelta(seconds=5)}
+#: Every task: enough tries to survive one kill of each kind, and backing off (5, 10, 20, 40 s, each up to
+#: twice that with Airflow's jitter) so that a broker outage of a minute does not use them all up: the Celery
+#: executor fails a try it cannot send to Redis at once. Airflow 3 takes the multiplier; Airflow 2 a flag.
+AIRFLOW_3 = not DAG.__module__.startswith("airflow.models")
+DEFAULT_ARGS: dict[str, Any] = {
+    "retries": 4,
+    "retry_delay": timedelta(seconds=5),
+    "retry_exponential_backoff": 2.0 if AIRFLOW_3 else True,
+    "max_retry_delay": timedelta(seconds=60),
+}
 
 
 class TimeoutIsFinal(AomExecuteWorkflowOperator):
