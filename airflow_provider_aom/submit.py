@@ -27,6 +27,7 @@ an earlier try of a task started.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -165,6 +166,20 @@ def unreadable_message(workflow_id: str, cause: Exception, list_error: Exception
     )
 
 
+def recheck_error(workflow_id: str, cause: Exception, list_error: Exception | None) -> AomError:
+    """A submit whose outcome is unknown, failed retryably: the next try reads the list again first."""
+    seen = (
+        f"the execution list cannot be read now ({list_error})"
+        if list_error is not None
+        else "no execution of this connection's user began since then, as far as the list shows yet"
+    )
+    return AomError(
+        f"Submitting workflow {escape(workflow_id, 64)!r} failed ambiguously ({cause}); {seen}. Nothing was "
+        "re-sent: the task's next try reads the list again (an execution may still appear) and submits only if "
+        "none began."
+    )
+
+
 def adoption_note(workflow_id: str, verdict: Verdict) -> str:
     """The warning logged when an execution is adopted."""
     assert verdict.adopted is not None
@@ -184,7 +199,7 @@ def adoption_note(workflow_id: str, verdict: Verdict) -> str:
 
 
 def start_execution(
-    workflow_id: str, project_id: str | None = None, *, first_sent_at: float | None = None
+    workflow_id: str, project_id: str | None = None, *, first_sent_at: float | None = None, recheck_later: bool = False
 ) -> Plan[StartedExecution]:
     """Start an execution of ``workflow_id``: its id, and whether this task can show it started it.
 
@@ -198,7 +213,10 @@ def start_execution(
     POST; when the retries run out with nothing begun, the task fails retryably.
 
     ``first_sent_at`` (epoch seconds): when an earlier attempt of this submit sent its POST, for a
-    window that covers it too.
+    window that covers it too. ``recheck_later``: the caller's next try looks at the list again
+    before it submits (:func:`pending_submit`), so when the list shows nothing began, or cannot be read,
+    the failure is retryable (:class:`~airflow_provider_aom.exceptions.AomError`) instead of
+    :class:`~airflow_provider_aom.exceptions.AomAmbiguousSubmitError`.
     """
     check_workflow = check_id("workflow_id", workflow_id)
     settings = yield Settings()
@@ -223,11 +241,18 @@ def start_execution(
         if pause is not None:
             yield Pause(pause)
         settle = 2 * settings.timeout if isinstance(cause, AomTransportError) else 0.0
-        verdict = yield from find_started(workflow_id, window, project_id, settle=settle, cause=cause)
+        unreadable = functools.partial(recheck_error, workflow_id, cause) if recheck_later else None
+        verdict = yield from find_started(
+            workflow_id, window, project_id, settle=settle, cause=cause, unreadable=unreadable
+        )
         if verdict.adopted is not None:
             log.warning("%s", adoption_note(workflow_id, verdict))
             return StartedExecution(verdict.adopted.execution_id, owned=verdict.owned, adopted=True)
-        if verdict.eligible or not is_unavailable(cause):
+        if verdict.eligible:
+            raise AomAmbiguousSubmitError(ambiguous_message(workflow_id, cause, verdict))
+        if not is_unavailable(cause):
+            if recheck_later:
+                raise recheck_error(workflow_id, cause, None)
             raise AomAmbiguousSubmitError(ambiguous_message(workflow_id, cause, verdict))
         if pause is None:
             log.warning(
@@ -250,8 +275,8 @@ def find_started(
 ) -> Plan[Verdict]:
     """Which execution a submit whose outcome is unknown started, read from the workflow's list.
 
-    The list is read again about once a second for ``settle`` seconds while it shows no candidate
-    (AOM may still be creating the execution). A list that cannot be read is tried again within the
+    The list is read again about once a second for ``settle`` seconds (from its first answer) while it
+    shows no candidate (AOM may still be creating the execution). A list that cannot be read is tried again within the
     connection's retry bounds, then ends in ``unreadable(list_error)`` (default:
     :class:`~airflow_provider_aom.exceptions.AomAmbiguousSubmitError` naming ``cause``).
     """
@@ -260,7 +285,8 @@ def find_started(
     # A list call already retries transient failures; this outer schedule lets one outage (a storm, a
     # down, a blackhole) outlast it, within the same bounds again.
     patience = RetrySchedule(settings.retry)
-    settle_until = time.monotonic() + settle
+    # Counted from the first list AOM answers: after an outage, requests it held may still be in hand.
+    settle_until: float | None = None
     while True:
         try:
             executions: ExecutionList = yield listing
@@ -272,6 +298,8 @@ def find_started(
                 raise AomAmbiguousSubmitError(unreadable_message(workflow_id, cause, exc)) from None
             yield Pause(again)
             continue
+        if settle_until is None:
+            settle_until = time.monotonic() + settle
         candidates = in_window(executions, window.bounds(executions.clock_offset, time.time()))
         if candidates or time.monotonic() >= settle_until:
             break

@@ -511,7 +511,11 @@ class AomExecuteWorkflowOperator(ResumableJobMixin, _AomExecutionWait):
             if store is not None:
                 # Before the POST: a try lost before it records the answer leaves this for the next try.
                 store.set(SUBMIT_SENT_KEY, self._submitted_at)
-            started = self.hook.start_execution(self._workflow, project_id=self.project_id)
+            # durable: a try that fails not knowing whether its POST started anything leaves the mark,
+            # and the next try reads the list again before it submits.
+            started = self.hook.start_execution(
+                self._workflow, project_id=self.project_id, recheck_later=store is not None and self.durable
+            )
             self.log.info("Started execution %s of AOM workflow %s.", started.execution_id, self._workflow)
         self._owned = started.owned
         if store is not None:

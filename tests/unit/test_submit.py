@@ -30,6 +30,7 @@ from airflow_provider_aom.submit import (
     ambiguous_message,
     decide,
     earlier_execution,
+    find_started,
     in_window,
     needs_identity,
     pending_submit,
@@ -267,3 +268,55 @@ def test_a_lost_tries_submit_with_two_candidates_is_ambiguous() -> None:
     rows = [brief("e-1", int((sent + 2) * 1000)), brief("e-2", int((sent + 3) * 1000))]
     with pytest.raises(AomAmbiguousSubmitError, match="e-2"):
         drive(pending_submit("wf", sent), submit_script([], [listed(*rows)]))
+
+
+# --------------------------------------------------------------------------- recheck_later (durable tasks)
+
+
+def test_with_a_recheck_later_an_unclear_submit_that_shows_nothing_fails_retryably() -> None:
+    lost = AomTransportError("no answer", sent=True)
+    script = submit_script([lost], [listed()], timeout=0.01)
+    with pytest.raises(AomError) as raised:
+        drive(start_execution("wf", recheck_later=True), script)
+    assert not isinstance(raised.value, AirflowFailException)
+    assert "next try reads the list again" in str(raised.value) and script.count(SUBMIT) == 1
+    # Without it (no task state store to leave the mark in), the same is final.
+    with pytest.raises(AomAmbiguousSubmitError):
+        drive(start_execution("wf"), submit_script([lost], [listed()], timeout=0.01))
+
+
+def test_with_a_recheck_later_an_unreadable_list_fails_retryably() -> None:
+    refused = AomTransportError("refused", sent=False)
+    error = AomServerError(status=502, error_code="", error_msg="", request_id=None, action="Execute")
+    script = submit_script([error], [refused], retry=RetryPolicy(attempts=2, max_wait=0, total=60))
+    with pytest.raises(AomError, match="cannot be read now") as raised:
+        drive(start_execution("wf", recheck_later=True), script)
+    assert not isinstance(raised.value, AirflowFailException)
+
+
+def test_with_a_recheck_later_two_candidates_are_still_ambiguous() -> None:
+    now_ms = int(time.time() * 1000)
+    lost = AomTransportError("no answer", sent=True)
+    script = submit_script([lost], [listed(brief("e-1", now_ms), brief("e-2", now_ms - 500))])
+    with pytest.raises(AomAmbiguousSubmitError):
+        drive(start_execution("wf", recheck_later=True), script)
+
+
+def test_the_settle_time_counts_from_the_first_list_aom_answers() -> None:
+    """After an outage AOM may still be working through the requests it held: keep reading for a while."""
+    lost, refused = AomTransportError("no answer", sent=True), AomTransportError("refused", sent=False)
+    settings = quick_settings(timeout=0.05)
+    window = SubmitWindow(time.time(), 10.0)
+    plan = find_started("wf", window, None, settle=0.1, cause=lost)
+
+    class SlowOutage(Script):
+        def answer(self, step: Any) -> Any:
+            if self.answers[LIST][0] is refused:
+                time.sleep(0.1)  # each failed read of the outage takes as long as the whole settle time
+            return super().answer(step)
+
+    script = SlowOutage({LIST: [refused, refused, listed()]}, settings=settings)
+    began = time.monotonic()
+    drive(plan, script)
+    assert script.count(LIST) > 3, "read again after the first answer, not only until the first answer"
+    assert time.monotonic() - began >= 0.3
