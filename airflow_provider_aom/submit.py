@@ -180,6 +180,13 @@ def recheck_error(workflow_id: str, cause: Exception, list_error: Exception | No
     )
 
 
+def adopted(workflow_id: str, verdict: Verdict) -> StartedExecution:
+    """The execution a verdict adopted, with the warning that says so logged."""
+    assert verdict.adopted is not None
+    log.warning("%s", adoption_note(workflow_id, verdict))
+    return StartedExecution(verdict.adopted.execution_id, owned=verdict.owned, adopted=True)
+
+
 def adoption_note(workflow_id: str, verdict: Verdict) -> str:
     """The warning logged when an execution is adopted."""
     assert verdict.adopted is not None
@@ -199,7 +206,7 @@ def adoption_note(workflow_id: str, verdict: Verdict) -> str:
 
 
 def start_execution(
-    workflow_id: str, project_id: str | None = None, *, first_sent_at: float | None = None, recheck_later: bool = False
+    workflow_id: str, project_id: str | None = None, *, recheck_later: bool = False
 ) -> Plan[StartedExecution]:
     """Start an execution of ``workflow_id``: its id, and whether this task can show it started it.
 
@@ -212,16 +219,14 @@ def start_execution(
     but only when the list, read after that pause, shows that no execution began since the first
     POST; when the retries run out with nothing begun, the task fails retryably.
 
-    ``first_sent_at`` (epoch seconds): when an earlier attempt of this submit sent its POST, for a
-    window that covers it too. ``recheck_later``: the caller's next try looks at the list again
+    ``recheck_later``: the caller's next try looks at the list again
     before it submits (:func:`pending_submit`), so when the list shows nothing began, or cannot be read,
     the failure is retryable (:class:`~airflow_provider_aom.exceptions.AomError`) instead of
     :class:`~airflow_provider_aom.exceptions.AomAmbiguousSubmitError`.
     """
     check_workflow = check_id("workflow_id", workflow_id)
     settings = yield Settings()
-    now = time.time()
-    window = SubmitWindow(min(first_sent_at, now) if first_sent_at else now, settings.submit_clock_skew)
+    window = SubmitWindow(time.time(), settings.submit_clock_skew)
     resends = RetrySchedule(settings.retry, retryable=is_unavailable)
     while True:
         try:
@@ -246,8 +251,7 @@ def start_execution(
             workflow_id, window, project_id, settle=settle, cause=cause, unreadable=unreadable
         )
         if verdict.adopted is not None:
-            log.warning("%s", adoption_note(workflow_id, verdict))
-            return StartedExecution(verdict.adopted.execution_id, owned=verdict.owned, adopted=True)
+            return adopted(workflow_id, verdict)
         if verdict.eligible:
             raise AomAmbiguousSubmitError(ambiguous_message(workflow_id, cause, verdict))
         if not is_unavailable(cause):
@@ -335,8 +339,7 @@ def pending_submit(workflow_id: str, sent_at: float, project_id: str | None = No
         workflow_id, window, project_id, settle=2 * settings.timeout, cause=cause, unreadable=unreadable
     )
     if verdict.adopted is not None:
-        log.warning("%s", adoption_note(workflow_id, verdict))
-        return StartedExecution(verdict.adopted.execution_id, owned=verdict.owned, adopted=True)
+        return adopted(workflow_id, verdict)
     if verdict.eligible:
         raise AomAmbiguousSubmitError(ambiguous_message(workflow_id, cause, verdict))
     log.info(

@@ -226,14 +226,6 @@ def test_a_list_that_fails_during_an_outage_is_read_again_before_giving_up() -> 
     assert script.count(LIST) == 3
 
 
-def test_an_earlier_attempts_post_is_inside_the_window() -> None:
-    """first_sent_at: a retry's window starts at the earlier try's POST, so its execution is found."""
-    began = time.time() - 120
-    script = submit_script([unavailable()], [listed(brief("e-earlier", int((began + 1) * 1000)))])
-    started = drive(start_execution("wf", first_sent_at=began), script)
-    assert started.execution_id == "e-earlier" and started.adopted
-
-
 # --------------------------------------------------------------------------- pending_submit: a try lost mid-submit
 
 
